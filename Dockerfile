@@ -1,0 +1,17 @@
+# Generated files (templ, CSS) are committed, so the image needs neither npm
+# nor templ: only the Go toolchain.
+FROM golang:1.26-bookworm AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+ARG VERSION=dev
+RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/taskrace .
+
+FROM gcr.io/distroless/static-debian12:nonroot
+COPY --from=build /out/taskrace /taskrace
+USER nonroot:nonroot
+EXPOSE 8080
+HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 CMD ["/taskrace", "healthcheck"]
+ENTRYPOINT ["/taskrace"]
+CMD ["serve"]

@@ -1,0 +1,33 @@
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+
+.PHONY: build test generate css check-generated lint bench run
+
+build:
+	go build -trimpath -ldflags "-X main.version=$(VERSION)" -o bin/taskrace .
+
+test:
+	go test -race -count=1 ./...
+
+generate:
+	go tool templ generate
+
+# --no-install: never fetch a different Tailwind major when node_modules is missing.
+css:
+	npx --no-install tailwindcss -i static/css/input.css -o static/css/app.css --minify
+
+# Regenerates everything and fails if the committed files differ or a
+# generated file was never committed.
+check-generated: generate css
+	git diff --exit-code -- '*_templ.go' static/css/app.css
+	@untracked=$$(git status --porcelain --untracked-files=all -- '*_templ.go' static/css/app.css | grep '^??' || true); \
+	if [ -n "$$untracked" ]; then echo "generated files not committed:"; echo "$$untracked"; exit 1; fi
+
+lint:
+	@files=$$(gofmt -l .); if [ -n "$$files" ]; then echo "gofmt needed:"; echo "$$files"; exit 1; fi
+	go vet ./...
+
+bench:
+	go test -run '^$$' -bench . -benchmem ./...
+
+run:
+	go run . serve

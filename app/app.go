@@ -1,0 +1,137 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+)
+
+// Redis connection bounds, on every connection: asynq's Inspector takes no context, so these
+// are what keeps a call from hanging when Redis is gone.
+const (
+	DialTimeout  = 2 * time.Second
+	ReadTimeout  = 3 * time.Second
+	WriteTimeout = 3 * time.Second
+)
+
+// ParseRedisURL parses what asynq.ParseRedisURI accepts and sets the connection bounds.
+func ParseRedisURL(url string) (asynq.RedisConnOpt, error) {
+	opt, err := asynq.ParseRedisURI(url)
+	if err != nil {
+		return nil, fmt.Errorf("REDIS_URL: %w", err)
+	}
+	switch o := opt.(type) {
+	case asynq.RedisClientOpt:
+		o.DialTimeout, o.ReadTimeout, o.WriteTimeout = DialTimeout, ReadTimeout, WriteTimeout
+		return o, nil
+	case asynq.RedisFailoverClientOpt:
+		o.DialTimeout, o.ReadTimeout, o.WriteTimeout = DialTimeout, ReadTimeout, WriteTimeout
+		return o, nil
+	case asynq.RedisClusterClientOpt:
+		o.DialTimeout, o.ReadTimeout, o.WriteTimeout = DialTimeout, ReadTimeout, WriteTimeout
+		return o, nil
+	}
+	return opt, nil
+}
+
+// Redis holds the clients of one process: a pooled one for everything, and one for the
+// feed's blocking read.
+type Redis struct {
+	Opt    asynq.RedisConnOpt
+	Client redis.UniversalClient
+	feed   *redis.Client
+}
+
+// OpenRedis makes the clients for url. It does not dial: the first command does.
+func OpenRedis(url string) (*Redis, error) {
+	opt, err := ParseRedisURL(url)
+	if err != nil {
+		return nil, err
+	}
+	c, ok := opt.MakeRedisClient().(redis.UniversalClient)
+	if !ok {
+		return nil, fmt.Errorf("REDIS_URL: unsupported connection type")
+	}
+	r := &Redis{Opt: opt, Client: c}
+	if fc, ok := opt.MakeRedisClient().(*redis.Client); ok {
+		fc.Options().PoolSize = 2
+		r.feed = fc
+	} else {
+		return nil, fmt.Errorf("REDIS_URL: a Redis Cluster is not supported; use a single server or Sentinel")
+	}
+	return r, nil
+}
+
+// Close closes both clients.
+func (r *Redis) Close() error {
+	r.feed.Close()
+	return r.Client.Close()
+}
+
+// Ping checks that Redis answers.
+func (r *Redis) Ping(ctx context.Context) error {
+	if err := r.Client.Ping(ctx).Err(); err != nil {
+		return Unavailable("Redis is unreachable", err)
+	}
+	return nil
+}
+
+// Core is the domain of one process: the stores, the executor, and (for a process that
+// serves pages) the feed and the launcher. Start and Shutdown order its goroutines.
+type Core struct {
+	Config   Config
+	Redis    *Redis
+	ProcID   string
+	Host     string
+	PID      int
+	Log      *EventLog
+	Runs     *RunStore
+	Feed     *Feed
+	Fetcher  *Fetcher
+	Executor *Executor
+	Launcher *Launcher
+	Logger   *slog.Logger
+
+	app      *appender
+	stopOnce sync.Once
+}
+
+// NewCore builds the domain over r. Nothing runs until Start.
+func NewCore(cfg Config, r *Redis, logger *slog.Logger) *Core {
+	host, _ := os.Hostname()
+	c := &Core{Config: cfg, Redis: r, ProcID: NewRunID(), Host: host, PID: os.Getpid(), Logger: logger}
+	c.app = newAppender(r.Client, storeScripts...)
+	c.Log = &EventLog{rdb: r.Client, app: c.app}
+	c.Runs = &RunStore{rdb: r.Client, app: c.app, retention: cfg.RunRetention, maxActive: cfg.MaxActiveRuns}
+	c.Fetcher = NewFetcher(cfg.BuiltinURL)
+	c.Executor = &Executor{log: c.Log, store: c.Runs, fetch: c.Fetcher}
+	c.Feed = newFeed(r.feed, c.Log, c.ProcID, logger)
+	c.Launcher = newLauncher(c)
+	return c
+}
+
+// Start starts the feed and the launcher's background work.
+func (c *Core) Start(ctx context.Context) error {
+	c.Feed.start()
+	return c.Launcher.start(ctx)
+}
+
+// Shutdown interrupts the runs this process owns, stops the feed and flushes pending writes.
+// It is safe to call more than once.
+func (c *Core) Shutdown(ctx context.Context) {
+	c.stopOnce.Do(func() {
+		c.Launcher.shutdown(ctx)
+		c.Feed.shutdown()
+		c.app.close()
+		c.Fetcher.Close()
+	})
+}
+
+// Worker returns the identity of slot in this process.
+func (c *Core) Worker(slot int) Worker { return Worker{Host: c.Host, PID: c.PID, Slot: slot} }

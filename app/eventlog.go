@@ -1,0 +1,86 @@
+package app
+
+import (
+	"context"
+	"errors"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// EventLog is the append-only log of every run's events: one Redis Stream per run, whose
+// entry IDs order the events and serve as SSE event IDs.
+type EventLog struct {
+	rdb redis.UniversalClient
+	app *appender
+}
+
+// Append writes e to its run's stream and waits until it is stored.
+func (l *EventLog) Append(ctx context.Context, e *Event) error {
+	_, err := l.app.do(ctx, l.xadd(e))
+	return err
+}
+
+// Send writes e without waiting. It is stored before any write queued after it.
+func (l *EventLog) Send(e *Event) { l.app.send(l.xadd(e)) }
+
+// AppendAll writes events in one pipeline and waits.
+func (l *EventLog) AppendAll(ctx context.Context, events []*Event) error {
+	_, err := l.app.do(ctx, func(p redis.Pipeliner) []redis.Cmder {
+		cmds := make([]redis.Cmder, len(events))
+		for i, e := range events {
+			cmds[i] = p.XAdd(ctx, &redis.XAddArgs{Stream: keyEvents(e.RunID), Values: []string{"e", string(e.JSON())}})
+		}
+		return cmds
+	})
+	return err
+}
+
+func (l *EventLog) xadd(e *Event) func(p redis.Pipeliner) []redis.Cmder {
+	data := string(e.JSON())
+	return func(p redis.Pipeliner) []redis.Cmder {
+		return []redis.Cmder{p.XAdd(context.Background(), &redis.XAddArgs{Stream: keyEvents(e.RunID), Values: []string{"e", data}})}
+	}
+}
+
+// Read returns up to count events of run after the entry ID after ("" for the start).
+func (l *EventLog) Read(ctx context.Context, runID, after string, count int64) ([]*Event, error) {
+	start := "-"
+	if after != "" {
+		start = "(" + after
+	}
+	msgs, err := l.rdb.XRangeN(ctx, keyEvents(runID), start, "+", count).Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, Unavailable("cannot read the run's events: Redis is unreachable", err)
+	}
+	return decodeMessages(msgs), nil
+}
+
+// ReadAll returns every event of run.
+func (l *EventLog) ReadAll(ctx context.Context, runID string) ([]*Event, error) {
+	var all []*Event
+	after := ""
+	for {
+		evs, err := l.Read(ctx, runID, after, 5000)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, evs...)
+		if len(evs) < 5000 {
+			return all, nil
+		}
+		after = evs[len(evs)-1].ID
+	}
+}
+
+func decodeMessages(msgs []redis.XMessage) []*Event {
+	evs := make([]*Event, 0, len(msgs))
+	for _, m := range msgs {
+		data, _ := m.Values["e"].(string)
+		e, err := decodeEvent(m.ID, data)
+		if err != nil {
+			continue // not ours: a stream entry without an event is skipped, not fatal
+		}
+		evs = append(evs, e)
+	}
+	return evs
+}

@@ -1,0 +1,63 @@
+package app
+
+import (
+	"context"
+	"errors"
+)
+
+// ErrInjected is the failure a task's first attempt gets when the plan's failure_rate picks it.
+var ErrInjected = errors.New("injected failure (failure_rate)")
+
+// Executor executes one attempt of a task and records it in the event log. Every mode uses
+// it: the local modes from their goroutines, the distributed one from the asynq handler.
+type Executor struct {
+	log   *EventLog
+	store *RunStore
+	fetch *Fetcher
+}
+
+// Execute runs attempt (0-based) of task t on worker w. On success it records
+// task.finished; on failure task.failed, with retry unless final. It returns only once its
+// events are stored, and returns the task's error (or the error storing its events).
+func (x *Executor) Execute(ctx context.Context, t TaskPayload, w Worker, attempt int, final bool) error {
+	idx := t.Index
+	id := TaskID(t.ID, idx)
+	x.log.Send(&Event{Type: TaskStarted, RunID: t.ID, Index: &idx, TaskID: id, Worker: &w, At: Now(), Attempt: attempt + 1})
+
+	var res Result
+	var err error
+	if attempt == 0 && FailsFirstAttempt(t.ID, idx, t.FailureRate) {
+		err = ErrInjected
+	} else {
+		res, err = x.fetch.Fetch(ctx, t.Target, t.Delay())
+	}
+	if ctx.Err() != nil {
+		// Canceled or shutting down: whoever canceled records the outcome.
+		return ctx.Err()
+	}
+	// Record the outcome even if the caller gives up waiting: a stored event is the
+	// contract that a returned handler keeps.
+	bctx := context.WithoutCancel(ctx)
+	e := &Event{RunID: t.ID, Index: &idx, TaskID: id, Worker: &w, At: Now(), Attempt: attempt + 1}
+	if err == nil {
+		e.Type = TaskFinished
+		e.DurationMS = ptr(ms(res.Duration))
+		e.Status = res.Status
+		_, ferr := x.store.Finish(bctx, t.RunRef, idx, e)
+		return ferr
+	}
+	e.Type = TaskFailed
+	e.Error = err.Error()
+	e.Status = res.Status
+	e.Retry = ptr(!final)
+	if !final {
+		if aerr := x.log.Append(bctx, e); aerr != nil {
+			return aerr
+		}
+		return err
+	}
+	if _, ferr := x.store.Finish(bctx, t.RunRef, idx, e); ferr != nil {
+		return ferr
+	}
+	return err
+}

@@ -1,0 +1,390 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
+)
+
+// Errors that end a local run's context, telling the run how to record its end.
+var (
+	errCanceled = errors.New("run canceled")
+	errShutdown = errors.New("server shut down")
+)
+
+// Launcher starts runs in all three modes and cancels them. Local runs execute in this
+// process, which owns them: it heartbeats in Redis, and a run whose owner is gone is
+// marked interrupted by any live process.
+type Launcher struct {
+	c         *Core
+	client    *asynq.Client
+	inspector *asynq.Inspector
+
+	mu       sync.Mutex
+	local    map[string]context.CancelCauseFunc
+	canceled sync.Map // run ID → when this process heard it was canceled
+
+	ctx    context.Context // ends on shutdown; parent of every local run
+	cancel context.CancelCauseFunc
+	wg     sync.WaitGroup
+}
+
+func newLauncher(c *Core) *Launcher {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	return &Launcher{c: c,
+		client:    asynq.NewClientFromRedisClient(c.Redis.Client),
+		inspector: asynq.NewInspectorFromRedisClient(c.Redis.Client),
+		local:     make(map[string]context.CancelCauseFunc),
+		ctx:       ctx, cancel: cancel}
+}
+
+// Inspector is asynq's view of the queues, on this process's Redis connection.
+func (l *Launcher) Inspector() *asynq.Inspector { return l.inspector }
+
+func (l *Launcher) start(ctx context.Context) error {
+	if err := l.c.Runs.Heartbeat(ctx, l.c.ProcID); err != nil {
+		return Unavailable("Redis is unreachable", err)
+	}
+	l.sweep(ctx)
+	sub := l.c.Redis.Client.Subscribe(ctx, keyCancel)
+	l.wg.Add(2)
+	go l.heartbeat()
+	go l.listenCancels(sub)
+	return nil
+}
+
+// heartbeat keeps this process's ownership alive and interrupts runs of dead processes.
+func (l *Launcher) heartbeat() {
+	defer l.wg.Done()
+	t := time.NewTicker(3 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.ctx.Done():
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(l.ctx, 5*time.Second)
+			if err := l.c.Runs.Heartbeat(ctx, l.c.ProcID); err != nil {
+				l.c.Logger.Warn("heartbeat failed", "err", err)
+			}
+			l.sweep(ctx)
+			cancel()
+			l.canceled.Range(func(k, v any) bool {
+				if time.Since(v.(time.Time)) > time.Hour {
+					l.canceled.Delete(k)
+				}
+				return true
+			})
+		}
+	}
+}
+
+func (l *Launcher) sweep(ctx context.Context) {
+	ids, err := l.c.Runs.SweepOrphans(ctx)
+	if err != nil {
+		l.c.Logger.Warn("cannot sweep orphaned runs", "err", err)
+	}
+	for _, id := range ids {
+		l.c.Logger.Info("run interrupted: its process is gone", "run", id)
+	}
+}
+
+// listenCancels ends local runs canceled from any process.
+func (l *Launcher) listenCancels(sub *redis.PubSub) {
+	defer l.wg.Done()
+	defer sub.Close()
+	ch := sub.Channel()
+	for {
+		select {
+		case <-l.ctx.Done():
+			return
+		case m, ok := <-ch:
+			if !ok {
+				return
+			}
+			l.cancelLocal(m.Payload)
+		}
+	}
+}
+
+// Launch validates p, saves the run and starts it. Distributed plans take the live
+// capacity of the workers as their parallelism.
+func (l *Launcher) Launch(ctx context.Context, p Plan) (*Run, error) {
+	p = p.Normalize()
+	if err := p.Validate(l.c.Config.Limits); err != nil {
+		return nil, err
+	}
+	if p.Mode == Distributed {
+		capacity, err := l.Capacity(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if capacity == 0 {
+			return nil, Errorf(EUnavailable, "no live worker serves queue %q: start one with `taskrace worker`", l.c.Config.Queue)
+		}
+		p.Parallelism = capacity
+	}
+	r := &Run{ID: NewRunID(), Plan: p, Status: StatusRunning, CreatedAt: Now(), IdealMS: p.IdealMS()}
+	if p.Mode.Local() {
+		r.Owner = l.c.ProcID
+	}
+	if err := l.c.Runs.Create(ctx, r); err != nil {
+		return nil, err
+	}
+	queued := make([]*Event, r.Tasks)
+	at := Now()
+	for i := range queued {
+		queued[i] = &Event{Type: TaskQueued, RunID: r.ID, Index: ptr(i), TaskID: TaskID(r.ID, i), At: at}
+	}
+	if err := l.c.Log.AppendAll(ctx, queued); err != nil {
+		l.failToStart(r, err)
+		return nil, err
+	}
+	if p.Mode.Local() {
+		l.startLocal(r)
+		return r, nil
+	}
+	if err := l.enqueue(ctx, r); err != nil {
+		l.failToStart(r, err)
+		return nil, err
+	}
+	return r, nil
+}
+
+// failToStart records that r could not start, so that its record says so.
+func (l *Launcher) failToStart(r *Run, cause error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := l.c.Runs.End(ctx, refOf(r), StatusInterrupted, "failed to start: "+ErrorMessage(cause)); err != nil {
+		l.c.Logger.Warn("cannot mark a run that failed to start", "run", r.ID, "err", err)
+	}
+}
+
+// enqueue puts the run's tasks on the queue, from a few goroutines to save round trips.
+// On failure it deletes what it enqueued, so no task of a failed launch ever runs.
+func (l *Launcher) enqueue(ctx context.Context, r *Run) error {
+	ref := refOf(r)
+	cfg := l.c.Config
+	g, gctx := errgroup.WithContext(ctx)
+	const workers = 8
+	for w := range workers {
+		g.Go(func() error {
+			for i := w; i < r.Tasks; i += workers {
+				t := NewFetchTask(ref, i, cfg.Queue, cfg.MaxRetry, cfg.RunRetention)
+				if _, err := l.client.EnqueueContext(gctx, t); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	err := g.Wait()
+	if err == nil {
+		return nil
+	}
+	for i := range r.Tasks {
+		l.inspector.DeleteTask(cfg.Queue, TaskID(r.ID, i))
+	}
+	return Unavailable("cannot enqueue the run's tasks: Redis is unreachable", err)
+}
+
+// Capacity is the total concurrency of the live asynq servers that serve the queue.
+func (l *Launcher) Capacity(ctx context.Context) (int, error) {
+	servers, err := l.Servers(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, s := range servers {
+		n += s.Concurrency
+	}
+	return n, nil
+}
+
+// Servers lists the live asynq servers that serve the queue.
+func (l *Launcher) Servers(ctx context.Context) ([]*asynq.ServerInfo, error) {
+	type result struct {
+		s   []*asynq.ServerInfo
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() { // the Inspector takes no context: bound the wait here
+		s, err := l.inspector.Servers()
+		ch <- result{s, err}
+	}()
+	var res result
+	select {
+	case res = <-ch:
+	case <-ctx.Done():
+		return nil, Unavailable("cannot list workers: Redis did not answer", ctx.Err())
+	}
+	if res.err != nil {
+		return nil, Unavailable("cannot list workers: Redis is unreachable", res.err)
+	}
+	var live []*asynq.ServerInfo
+	for _, s := range res.s {
+		if _, ok := s.Queues[l.c.Config.Queue]; ok && s.Status != "closed" && s.Status != "stopped" {
+			live = append(live, s)
+		}
+	}
+	slices.SortFunc(live, func(a, b *asynq.ServerInfo) int { return a.Started.Compare(b.Started) })
+	return live, nil
+}
+
+// startLocal runs r's tasks in this process on r.Parallelism goroutines.
+func (l *Launcher) startLocal(r *Run) {
+	ctx, cancel := context.WithCancelCause(l.ctx)
+	l.mu.Lock()
+	l.local[r.ID] = cancel
+	l.mu.Unlock()
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		defer func() {
+			l.mu.Lock()
+			delete(l.local, r.ID)
+			l.mu.Unlock()
+			cancel(nil)
+		}()
+		l.runLocal(ctx, r)
+	}()
+}
+
+func (l *Launcher) runLocal(ctx context.Context, r *Run) {
+	ref := refOf(r)
+	jobs := make(chan int)
+	var wg sync.WaitGroup
+	for slot := range r.Parallelism {
+		wg.Go(func() {
+			w := l.c.Worker(slot)
+			for i := range jobs {
+				l.runTask(ctx, TaskPayload{RunRef: ref, Index: i}, w)
+			}
+		})
+	}
+feed:
+	for i := range r.Tasks {
+		select {
+		case jobs <- i:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(jobs)
+	wg.Wait()
+
+	bctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	switch cause := context.Cause(ctx); {
+	case errors.Is(cause, errCanceled):
+		return // Cancel recorded it
+	case cause != nil:
+		l.c.Runs.End(bctx, ref, StatusInterrupted, cause.Error())
+		return
+	}
+	// Every task ran; if some end could not be stored, the run must still end.
+	if got, err := l.c.Runs.Get(bctx, r.ID); err == nil && !got.Ended() {
+		l.c.Runs.End(bctx, ref, StatusInterrupted, "some task events could not be stored")
+	}
+}
+
+// runTask executes a task with retries, as asynq would for a distributed one.
+func (l *Launcher) runTask(ctx context.Context, t TaskPayload, w Worker) {
+	max := l.c.Config.MaxRetry
+	for attempt := 0; ; attempt++ {
+		err := l.c.Executor.Execute(ctx, t, w, attempt, attempt >= max)
+		if err == nil || ctx.Err() != nil || attempt >= max {
+			return
+		}
+		select {
+		case <-time.After(l.c.Config.RetryDelay):
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// Cancel ends a running run: the record first, so nothing counts after it, then its tasks:
+// local ones through their owner, distributed ones deleted from the queue or canceled.
+func (l *Launcher) Cancel(ctx context.Context, id string) (*Run, error) {
+	r, err := l.c.Runs.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if r.Ended() {
+		return nil, Errorf(EConflict, "run %s has already ended (%s): only a running run can be canceled", id, r.Status)
+	}
+	ok, err := l.c.Runs.End(ctx, refOf(r), StatusCanceled, "canceled by request")
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, Errorf(EConflict, "run %s has already ended: only a running run can be canceled", id)
+	}
+	// Every process hears of it: owners stop local runs, workers drop the run's retries.
+	if err := l.c.Redis.Client.Publish(ctx, keyCancel, id).Err(); err != nil {
+		l.c.Logger.Warn("cannot publish cancel", "run", id, "err", err)
+	}
+	if !r.Mode.Local() {
+		l.cancelTasks(r)
+	}
+	return l.c.Runs.Get(ctx, id)
+}
+
+// cancelTasks removes a distributed run's tasks from the queue and cancels the active ones.
+func (l *Launcher) cancelTasks(r *Run) {
+	q := l.c.Config.Queue
+	for i := range r.Tasks {
+		id := TaskID(r.ID, i)
+		err := l.inspector.DeleteTask(q, id)
+		if err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
+			// Active tasks cannot be deleted: cancel them instead.
+			l.inspector.CancelProcessing(id)
+		}
+	}
+}
+
+func (l *Launcher) cancelLocal(id string) {
+	l.canceled.Store(id, time.Now())
+	l.mu.Lock()
+	cancel, ok := l.local[id]
+	l.mu.Unlock()
+	if ok {
+		cancel(errCanceled)
+	}
+}
+
+// Canceled reports whether this process has heard that run id was canceled. Workers use it
+// to drop a canceled run's tasks that asynq still retries, without a round trip.
+func (l *Launcher) Canceled(id string) bool {
+	_, ok := l.canceled.Load(id)
+	return ok
+}
+
+// shutdown interrupts the local runs and waits for their goroutines.
+func (l *Launcher) shutdown(ctx context.Context) {
+	l.cancel(errShutdown)
+	done := make(chan struct{})
+	go func() { l.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	fctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	l.c.Runs.Forget(fctx, l.c.ProcID)
+	l.client.Close()
+	l.inspector.Close()
+}
+
+// Describe is a one-line description of a plan, for logs and page titles.
+func Describe(r *Run) string {
+	return fmt.Sprintf("%s · %d tasks × %s", r.Mode, r.Tasks, r.Delay())
+}

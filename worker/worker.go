@@ -1,0 +1,132 @@
+// Package worker runs the asynq server that executes distributed tasks.
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/taskrace/taskrace/app"
+)
+
+// Config is how the worker serves its queue.
+type Config struct {
+	Concurrency       int
+	TaskCheckInterval time.Duration // how often an idle worker looks for new tasks
+	ShutdownTimeout   time.Duration // how long in-flight tasks get to finish on shutdown
+}
+
+// DefaultTaskCheckInterval keeps pickup latency on an idle queue within a few ms; its cost
+// to Redis is measured in docs/benchmarks.md.
+const DefaultTaskCheckInterval = 5 * time.Millisecond
+
+// Worker is an asynq server on the run queue whose handler is the core's Executor.
+type Worker struct {
+	core  *app.Core
+	srv   *asynq.Server
+	slots chan int
+}
+
+// New returns a worker for core's queue. It runs nothing until Start.
+func New(core *app.Core, cfg Config) *Worker {
+	if cfg.TaskCheckInterval <= 0 {
+		cfg.TaskCheckInterval = DefaultTaskCheckInterval
+	}
+	retry := core.Config.RetryDelay
+	srv := asynq.NewServerFromRedisClient(core.Redis.Client, asynq.Config{
+		Concurrency:              cfg.Concurrency,
+		Queues:                   map[string]int{core.Config.Queue: 1},
+		TaskCheckInterval:        cfg.TaskCheckInterval,
+		DelayedTaskCheckInterval: 100 * time.Millisecond,
+		RetryDelayFunc:           func(int, error, *asynq.Task) time.Duration { return retry },
+		ShutdownTimeout:          cfg.ShutdownTimeout,
+		Logger:                   asynqLogger{core.Logger},
+		LogLevel:                 asynq.WarnLevel,
+	})
+	w := &Worker{core: core, srv: srv, slots: make(chan int, cfg.Concurrency)}
+	for i := range cfg.Concurrency {
+		w.slots <- i
+	}
+	return w
+}
+
+// Start starts processing tasks.
+func (w *Worker) Start() error {
+	mux := asynq.NewServeMux()
+	mux.Use(w.slot)
+	mux.HandleFunc(app.TypeFetch, w.handleFetch)
+	if err := w.srv.Start(mux); err != nil {
+		return err
+	}
+	return w.awaitListed()
+}
+
+// awaitListed waits until this server's first heartbeat is in Redis, so that the capacity a
+// launch sees includes it from the moment Start returns.
+func (w *Worker) awaitListed() error {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		servers, err := w.core.Launcher.Inspector().Servers()
+		if err == nil {
+			for _, s := range servers {
+				if s.Host == w.core.Host && s.PID == w.core.PID {
+					if _, ok := s.Queues[w.core.Config.Queue]; ok {
+						return nil
+					}
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the worker did not appear in Redis within 5s: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond) // polling Redis: asynq offers nothing to wait on
+	}
+}
+
+// Shutdown stops taking tasks and waits for the in-flight ones, up to the shutdown timeout.
+func (w *Worker) Shutdown() { w.srv.Shutdown() }
+
+type slotKey struct{}
+
+// slot hands each task one of the slots 0…concurrency−1 for as long as it runs, so that
+// pages can draw one lane per slot (asynq numbers no workers itself).
+func (w *Worker) slot(next asynq.Handler) asynq.Handler {
+	return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
+		s := <-w.slots
+		defer func() { w.slots <- s }()
+		return next.ProcessTask(context.WithValue(ctx, slotKey{}, s), t)
+	})
+}
+
+func (w *Worker) handleFetch(ctx context.Context, t *asynq.Task) error {
+	p, err := app.ParseTaskPayload(t.Payload())
+	if err != nil {
+		return errors.Join(err, asynq.SkipRetry)
+	}
+	if w.core.Launcher.Canceled(p.ID) {
+		return nil // a retry of a canceled run's task: nothing left to do
+	}
+	attempt, _ := asynq.GetRetryCount(ctx)
+	maxRetry, _ := asynq.GetMaxRetry(ctx)
+	slot, _ := ctx.Value(slotKey{}).(int)
+	err = w.core.Executor.Execute(ctx, p, w.core.Worker(slot), attempt, attempt >= maxRetry)
+	if err != nil && ctx.Err() != nil {
+		// Canceled: if the run was canceled there is nothing left to do.
+		if r, gerr := w.core.Runs.Get(context.WithoutCancel(ctx), p.ID); gerr == nil && r.Ended() {
+			return nil
+		}
+	}
+	return err
+}
+
+// asynqLogger sends asynq's log lines to slog.
+type asynqLogger struct{ l *slog.Logger }
+
+func (a asynqLogger) Debug(args ...any) { a.l.Debug("asynq", "msg", args) }
+func (a asynqLogger) Info(args ...any)  { a.l.Info("asynq", "msg", args) }
+func (a asynqLogger) Warn(args ...any)  { a.l.Warn("asynq", "msg", args) }
+func (a asynqLogger) Error(args ...any) { a.l.Error("asynq", "msg", args) }
+func (a asynqLogger) Fatal(args ...any) { a.l.Error("asynq", "msg", args) }
