@@ -10,36 +10,48 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// appender writes to Redis by group commit: one goroutine takes every write that is pending
-// and sends them in one pipeline, so N concurrent task handlers cost about one round trip,
-// not N. A caller may wait for its write to be in Redis or not.
+// appender writes to Redis by group commit: a few flusher goroutines each take every write
+// that is pending and send them in one pipeline, so N concurrent task handlers cost about
+// one round trip, not N. A caller may wait for its write to be stored, or not; a write that
+// must follow another names it, and is not sent before that one is stored.
 type appender struct {
 	rdb     redis.UniversalClient
 	scripts []*redis.Script
 	ops     chan *op
+	batches chan []*op
 	stop    chan struct{}
 	wg      sync.WaitGroup
 }
 
-// op is one write: queue adds its commands to a pipeline; done receives the outcome.
+// op is one write: queue adds its commands to a pipeline.
 type op struct {
-	queue func(p redis.Pipeliner) []redis.Cmder
-	cmds  []redis.Cmder
-	done  chan error // nil for writes nobody waits for
+	queue  func(p redis.Pipeliner) []redis.Cmder
+	after  *op // stored before this one is sent
+	cmds   []redis.Cmder
+	err    error
+	stored chan struct{} // closed once the write is done (or failed)
+	batch  uint64        // which batch it went out in
 }
 
-const maxBatch = 512
+const (
+	maxBatch = 512
+	flushers = 4 // pipelines in flight at once
+)
 
 func newAppender(rdb redis.UniversalClient, scripts ...*redis.Script) *appender {
-	a := &appender{rdb: rdb, scripts: scripts, ops: make(chan *op, 4*maxBatch), stop: make(chan struct{})}
-	a.wg.Add(1)
-	go a.loop()
+	a := &appender{rdb: rdb, scripts: scripts, ops: make(chan *op, 4*maxBatch),
+		batches: make(chan []*op), stop: make(chan struct{})}
+	a.wg.Add(1 + flushers)
+	go a.collect()
+	for range flushers {
+		go a.flushLoop()
+	}
 	return a
 }
 
-// do queues a write and waits until it is in Redis (or failed).
-func (a *appender) do(ctx context.Context, queue func(p redis.Pipeliner) []redis.Cmder) ([]redis.Cmder, error) {
-	o := &op{queue: queue, done: make(chan error, 1)}
+// do queues a write after the write after (nil for none) and waits until it is stored.
+func (a *appender) do(ctx context.Context, after *op, queue func(p redis.Pipeliner) []redis.Cmder) ([]redis.Cmder, error) {
+	o := &op{queue: queue, after: after, stored: make(chan struct{})}
 	select {
 	case a.ops <- o:
 	case <-a.stop:
@@ -48,19 +60,21 @@ func (a *appender) do(ctx context.Context, queue func(p redis.Pipeliner) []redis
 		return nil, ctx.Err()
 	}
 	// Once queued, the write happens whatever the caller's context says: waiting for it
-	// keeps the order of a task's events and the guarantee that a returned handler's events
-	// are stored.
-	err := <-o.done
-	return o.cmds, err
+	// keeps the guarantee that a returned handler's events are stored.
+	<-o.stored
+	return o.cmds, o.err
 }
 
-// send queues a write without waiting. Writes are applied in the order they were queued,
-// so a later waited-for write also vouches for this one.
-func (a *appender) send(queue func(p redis.Pipeliner) []redis.Cmder) {
+// send queues a write without waiting. The returned op can be named as another's after.
+func (a *appender) send(queue func(p redis.Pipeliner) []redis.Cmder) *op {
+	o := &op{queue: queue, stored: make(chan struct{})}
 	select {
-	case a.ops <- &op{queue: queue}:
+	case a.ops <- o:
 	case <-a.stop:
+		o.err = Unavailable("shutting down", nil)
+		close(o.stored)
 	}
+	return o
 }
 
 // close stops the appender after writing what is pending.
@@ -69,18 +83,25 @@ func (a *appender) close() {
 	a.wg.Wait()
 }
 
-func (a *appender) loop() {
+// collect forms batches from the queue, one after another, so that a batch holds a
+// contiguous run of writes: a write's after is then in its own batch (and ordered by the
+// pipeline) or in an earlier one, and flushers never wait on each other in a cycle.
+func (a *appender) collect() {
 	defer a.wg.Done()
-	batch := make([]*op, 0, maxBatch)
+	defer close(a.batches)
+	var seq uint64
 	for {
+		var batch []*op
 		select {
 		case o := <-a.ops:
-			batch = append(batch[:0], o)
+			batch = append(make([]*op, 0, 16), o)
 		case <-a.stop:
-			for { // drain what was queued before stop
+			for { // write what was queued before stop
 				select {
 				case o := <-a.ops:
-					a.flush([]*op{o})
+					seq++
+					o.batch = seq
+					a.batches <- []*op{o}
 				default:
 					return
 				}
@@ -95,14 +116,30 @@ func (a *appender) loop() {
 				break fill
 			}
 		}
+		seq++
+		for _, o := range batch {
+			o.batch = seq
+		}
+		a.batches <- batch
+	}
+}
+
+func (a *appender) flushLoop() {
+	defer a.wg.Done()
+	for batch := range a.batches {
 		a.flush(batch)
 	}
 }
 
 func (a *appender) flush(batch []*op) {
+	for _, o := range batch {
+		if o.after != nil && o.after.batch != o.batch {
+			<-o.after.stored // in an earlier batch, almost always stored already
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	err := a.exec(ctx, batch)
+	a.exec(ctx, batch)
 	var redo []*op
 	for _, o := range batch {
 		if e := opErr(o); e != nil && isNoScript(e) {
@@ -117,33 +154,19 @@ func (a *appender) flush(batch []*op) {
 		a.exec(ctx, redo)
 	}
 	for _, o := range batch {
-		if o.done == nil {
-			continue
+		if e := opErr(o); e != nil {
+			o.err = Unavailable("cannot write to Redis", e)
 		}
-		e := opErr(o)
-		if e == nil && err != nil && len(o.cmds) == 0 {
-			e = err
-		}
-		if e != nil {
-			e = Unavailable("cannot write to Redis", e)
-		}
-		o.done <- e
+		close(o.stored)
 	}
 }
 
-func (a *appender) exec(ctx context.Context, batch []*op) error {
-	if len(batch) == 0 {
-		return nil
-	}
+func (a *appender) exec(ctx context.Context, batch []*op) {
 	p := a.rdb.Pipeline()
 	for _, o := range batch {
 		o.cmds = o.queue(p)
 	}
-	_, err := p.Exec(ctx)
-	if errors.Is(err, redis.Nil) {
-		err = nil
-	}
-	return err
+	p.Exec(ctx) // errors are read per command
 }
 
 // opErr is the first error among an op's commands, redis.Nil aside.

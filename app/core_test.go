@@ -16,7 +16,10 @@ import (
 	"github.com/taskrace/taskrace/worker"
 )
 
-var redisSrv *redistest.Server
+var (
+	redisSrv *redistest.Server
+	discard  = slog.New(slog.NewTextHandler(io.Discard, nil))
+)
 
 func TestMain(m *testing.M) {
 	s, err := redistest.StartProcess(redistest.WithDatabases(64))
@@ -66,8 +69,7 @@ func newEnvOn(t *testing.T, url string, opts ...envOption) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	core := app.NewCore(cfg, r, logger)
+	core := app.NewCore(cfg, r, discard)
 	if err := core.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}

@@ -16,16 +16,22 @@ type EventLog struct {
 
 // Append writes e to its run's stream and waits until it is stored.
 func (l *EventLog) Append(ctx context.Context, e *Event) error {
-	_, err := l.app.do(ctx, l.xadd(e))
+	_, err := l.app.do(ctx, nil, l.xadd(e))
 	return err
 }
 
-// Send writes e without waiting. It is stored before any write queued after it.
-func (l *EventLog) Send(e *Event) { l.app.send(l.xadd(e)) }
+// AppendAfter writes e once the write after is stored, and waits until e is stored.
+func (l *EventLog) AppendAfter(ctx context.Context, e *Event, after *op) error {
+	_, err := l.app.do(ctx, after, l.xadd(e))
+	return err
+}
+
+// Send writes e without waiting. The returned op orders a later write after it.
+func (l *EventLog) Send(e *Event) *op { return l.app.send(l.xadd(e)) }
 
 // AppendAll writes events in one pipeline and waits.
 func (l *EventLog) AppendAll(ctx context.Context, events []*Event) error {
-	_, err := l.app.do(ctx, func(p redis.Pipeliner) []redis.Cmder {
+	_, err := l.app.do(ctx, nil, func(p redis.Pipeliner) []redis.Cmder {
 		cmds := make([]redis.Cmder, len(events))
 		for i, e := range events {
 			cmds[i] = p.XAdd(ctx, &redis.XAddArgs{Stream: keyEvents(e.RunID), Values: []string{"e", string(e.JSON())}})

@@ -22,7 +22,7 @@ type Executor struct {
 func (x *Executor) Execute(ctx context.Context, t TaskPayload, w Worker, attempt int, final bool) error {
 	idx := t.Index
 	id := TaskID(t.ID, idx)
-	x.log.Send(&Event{Type: TaskStarted, RunID: t.ID, Index: &idx, TaskID: id, Worker: &w, At: Now(), Attempt: attempt + 1})
+	started := x.log.Send(&Event{Type: TaskStarted, RunID: t.ID, Index: &idx, TaskID: id, Worker: &w, At: Now(), Attempt: attempt + 1})
 
 	var res Result
 	var err error
@@ -43,7 +43,7 @@ func (x *Executor) Execute(ctx context.Context, t TaskPayload, w Worker, attempt
 		e.Type = TaskFinished
 		e.DurationMS = ptr(ms(res.Duration))
 		e.Status = res.Status
-		_, ferr := x.store.Finish(bctx, t.RunRef, idx, e)
+		_, ferr := x.store.Finish(bctx, t.RunRef, idx, e, started)
 		return ferr
 	}
 	e.Type = TaskFailed
@@ -51,12 +51,12 @@ func (x *Executor) Execute(ctx context.Context, t TaskPayload, w Worker, attempt
 	e.Status = res.Status
 	e.Retry = ptr(!final)
 	if !final {
-		if aerr := x.log.Append(bctx, e); aerr != nil {
+		if aerr := x.log.AppendAfter(bctx, e, started); aerr != nil {
 			return aerr
 		}
 		return err
 	}
-	if _, ferr := x.store.Finish(bctx, t.RunRef, idx, e); ferr != nil {
+	if _, ferr := x.store.Finish(bctx, t.RunRef, idx, e, started); ferr != nil {
 		return ferr
 	}
 	return err

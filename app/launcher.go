@@ -117,6 +117,9 @@ func (l *Launcher) listenCancels(sub *redis.PubSub) {
 // Launch validates p, saves the run and starts it. Distributed plans take the live
 // capacity of the workers as their parallelism.
 func (l *Launcher) Launch(ctx context.Context, p Plan) (*Run, error) {
+	if l.ctx.Err() != nil {
+		return nil, Errorf(EUnavailable, "the server is shutting down; launch again in a moment")
+	}
 	p = p.Normalize()
 	if err := p.Validate(l.c.Config.Limits); err != nil {
 		return nil, err
@@ -368,8 +371,9 @@ func (l *Launcher) Canceled(id string) bool {
 	return ok
 }
 
-// shutdown interrupts the local runs and waits for their goroutines.
-func (l *Launcher) shutdown(ctx context.Context) {
+// StopRuns interrupts the local runs (they record run.interrupted) and stops the
+// background work, waiting for it within ctx. Launches after it fail.
+func (l *Launcher) StopRuns(ctx context.Context) {
 	l.cancel(errShutdown)
 	done := make(chan struct{})
 	go func() { l.wg.Wait(); close(done) }()
@@ -377,6 +381,11 @@ func (l *Launcher) shutdown(ctx context.Context) {
 	case <-done:
 	case <-ctx.Done():
 	}
+}
+
+// shutdown stops the runs and releases the launcher's clients.
+func (l *Launcher) shutdown(ctx context.Context) {
+	l.StopRuns(ctx)
 	fctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	l.c.Runs.Forget(fctx, l.c.ProcID)

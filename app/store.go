@@ -104,7 +104,8 @@ func (s *RunStore) Create(ctx context.Context, r *Run) error {
 
 // Finish records the end of task index of run r (failed or not) with event e. When it ends
 // the run's last task, it appends run.finished too. It reports whether it ended the run.
-func (s *RunStore) Finish(ctx context.Context, r RunRef, index int, e *Event) (bool, error) {
+// It is stored after the write after (nil for none): the task's task.started.
+func (s *RunStore) Finish(ctx context.Context, r RunRef, index int, e *Event, after *op) (bool, error) {
 	failed := "0"
 	if e.Type == TaskFailed {
 		failed = "1"
@@ -116,7 +117,7 @@ func (s *RunStore) Finish(ctx context.Context, r RunRef, index int, e *Event) (b
 	keys := runKeys(r.ID)
 	args := []any{index, e.JSON(), failed, r.Tasks, fin.JSON(), s.retentionSecs(), wallMS,
 		e.At.Format(TimeLayout), eff, r.ID}
-	cmds, err := s.app.do(ctx, func(p redis.Pipeliner) []redis.Cmder {
+	cmds, err := s.app.do(ctx, after, func(p redis.Pipeliner) []redis.Cmder {
 		return []redis.Cmder{finishScript.EvalSha(ctx, p, keys, args...)}
 	})
 	if err != nil {
@@ -141,7 +142,7 @@ func (s *RunStore) End(ctx context.Context, r RunRef, status, reason string) (bo
 		return false, Errorf(EInternal, "cannot end a run as %q", status)
 	}
 	args := []any{status, e.JSON(), at.Format(TimeLayout), s.retentionSecs(), r.ID, reason, wallMS}
-	cmds, err := s.app.do(ctx, func(p redis.Pipeliner) []redis.Cmder {
+	cmds, err := s.app.do(ctx, nil, func(p redis.Pipeliner) []redis.Cmder {
 		return []redis.Cmder{endScript.EvalSha(ctx, p, runKeys(r.ID), args...)}
 	})
 	if err != nil {

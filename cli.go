@@ -1,0 +1,473 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/taskrace/taskrace/app"
+	"github.com/taskrace/taskrace/web"
+	"github.com/taskrace/taskrace/worker"
+)
+
+const usage = `taskrace races sequential, concurrent and distributed runs of IO-bound tasks.
+
+Usage:
+  taskrace serve       web UI, API and an in-process worker (default)
+  taskrace worker      an asynq worker only (needs REDIS_URL)
+  taskrace run         run a plan from the command line and print the results table
+  taskrace healthcheck check that a local serve (or, with --redis, Redis) answers
+  taskrace version     print the version
+
+Run 'taskrace <command> --help' for a command's flags.
+`
+
+// run is the whole program: main only adds the process.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	cmd := "serve"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	var err error
+	switch cmd {
+	case "serve":
+		err = serve(ctx, args, getenv, stderr)
+	case "worker":
+		err = runWorker(ctx, args, getenv, stderr)
+	case "run":
+		err = runPlan(ctx, args, getenv, stdout, stderr)
+	case "healthcheck":
+		err = healthcheck(ctx, args, getenv, stderr)
+	case "version":
+		fmt.Fprintln(stdout, "taskrace", version)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+	default:
+		fmt.Fprintf(stderr, "taskrace: unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+	var u usageError
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, &u):
+		fmt.Fprintf(stderr, "taskrace %s: %v\n", cmd, u.err)
+		return 2
+	default:
+		fmt.Fprintf(stderr, "taskrace %s: %v\n", cmd, err)
+		return 1
+	}
+}
+
+// usageError is a mistake in the command line or environment: exit status 2.
+type usageError struct{ err error }
+
+func (u usageError) Error() string { return u.err.Error() }
+
+func newFlags(name, summary string, getenv func(string) string, stderr io.Writer) *envFlags {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: taskrace %s [flags]\n\n%s\n\nFlags (environment variable in brackets):\n", name, summary)
+		fs.PrintDefaults()
+	}
+	return &envFlags{fs: fs, getenv: getenv}
+}
+
+func newLogger(format string, w io.Writer) *slog.Logger {
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, nil))
+	}
+	return slog.New(slog.NewTextHandler(w, nil))
+}
+
+// backend is Redis for one process: the configured one, or an embedded one in memory.
+type backend struct {
+	redis    *app.Redis
+	embedded *miniredis.Miniredis
+}
+
+func openBackend(url string, logger *slog.Logger) (*backend, error) {
+	b := &backend{}
+	if url == "" {
+		m := miniredis.NewMiniRedis()
+		m.ClockTTL(true) // or nothing would ever expire
+		if err := m.StartAddr("127.0.0.1:0"); err != nil {
+			return nil, fmt.Errorf("cannot start embedded Redis: %w", err)
+		}
+		b.embedded = m
+		url = "redis://" + m.Addr()
+		logger.Warn("using embedded Redis: data lives in memory and is lost on exit; set REDIS_URL to keep it")
+	}
+	r, err := app.OpenRedis(url)
+	if err != nil {
+		b.close()
+		return nil, err
+	}
+	b.redis = r
+	return b, nil
+}
+
+func (b *backend) close() {
+	if b.redis != nil {
+		b.redis.Close()
+	}
+	if b.embedded != nil {
+		b.embedded.Close()
+	}
+}
+
+// waitRedis pings Redis until it answers or a few seconds pass.
+func waitRedis(ctx context.Context, r *app.Redis) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for {
+		err := r.Ping(ctx)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("cannot reach Redis: %v", errors.Unwrap(err))
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+func serve(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	f := newFlags("serve", "Serves the web UI and the API, with an in-process worker unless --worker=false.", getenv, stderr)
+	var cf coreFlags
+	cf.register(f)
+	var addr, publicURL string
+	var withWorker bool
+	var wcfg worker.Config
+	f.String(&addr, "addr", "ADDR", ":8080", "address to listen on")
+	f.String(&publicURL, "public-url", "PUBLIC_URL", "", "base URL for shared links (e.g. a laptop's LAN address)")
+	f.Bool(&withWorker, "worker", "WORKER", true, "run an asynq worker in this process")
+	f.Int(&wcfg.Concurrency, "concurrency", "CONCURRENCY", 5, "slots of the in-process worker")
+	f.Duration(&wcfg.TaskCheckInterval, "task-check-interval", "TASK_CHECK_INTERVAL", worker.DefaultTaskCheckInterval, "how often an idle worker polls for tasks")
+	if err := f.parse(args); err != nil {
+		return usageOrHelp(err)
+	}
+	if err := cf.validate(); err != nil {
+		return usageError{err}
+	}
+	if wcfg.Concurrency < 1 {
+		return usageError{fmt.Errorf("CONCURRENCY must be at least 1; got %d", wcfg.Concurrency)}
+	}
+	logger := newLogger(cf.logFormat, stderr)
+
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("cannot listen on %s: %w", addr, err)
+	}
+	defer ln.Close()
+	if cf.builtinURL == "" {
+		cf.builtinURL = fmt.Sprintf("http://127.0.0.1:%d/httpbin", ln.Addr().(*net.TCPAddr).Port)
+	}
+	cf.cfg.BuiltinURL = cf.builtinURL
+
+	b, err := openBackend(cf.cfg.RedisURL, logger)
+	if err != nil {
+		return err
+	}
+	defer b.close()
+	if err := waitRedis(ctx, b.redis); err != nil {
+		return err
+	}
+	core := app.NewCore(cf.cfg, b.redis, logger)
+	if err := core.Start(ctx); err != nil {
+		return err
+	}
+	var w *worker.Worker
+	if withWorker {
+		wcfg.ShutdownTimeout = cf.shutdownWait / 2
+		w = worker.New(core, wcfg)
+		if err := w.Start(); err != nil {
+			return fmt.Errorf("cannot start the worker: %w", err)
+		}
+	}
+	srv := web.New(core, web.Config{PublicURL: publicURL, Embedded: b.embedded != nil, Version: version,
+		MaxDelay: cf.cfg.Limits.MaxDelay, MaxBody: 64 << 10}, logger)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	logger.Info("taskrace serving", "addr", ln.Addr().String(), "version", version, "worker", withWorker, "embedded_redis", b.embedded != nil)
+
+	select {
+	case <-ctx.Done():
+	case err = <-served:
+		logger.Error("server stopped", "err", err)
+	}
+	// Bounded shutdown in order: local runs are interrupted while the built-in target they
+	// call still answers; then HTTP, then the worker, then the domain, then Redis.
+	sctx, cancel := context.WithTimeout(context.Background(), cf.shutdownWait)
+	defer cancel()
+	logger.Info("shutting down")
+	core.Launcher.StopRuns(sctx)
+	if serr := srv.Shutdown(sctx); serr != nil {
+		logger.Warn("http shutdown", "err", serr)
+	}
+	if w != nil {
+		w.Shutdown()
+	}
+	core.Shutdown(sctx)
+	return err
+}
+
+func runWorker(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	f := newFlags("worker", "Runs an asynq worker on the run queue. Needs the Redis that serve uses.", getenv, stderr)
+	var cf coreFlags
+	cf.register(f)
+	var wcfg worker.Config
+	f.Int(&wcfg.Concurrency, "concurrency", "CONCURRENCY", 5, "tasks processed at once")
+	f.Duration(&wcfg.TaskCheckInterval, "task-check-interval", "TASK_CHECK_INTERVAL", worker.DefaultTaskCheckInterval, "how often an idle worker polls for tasks")
+	if err := f.parse(args); err != nil {
+		return usageOrHelp(err)
+	}
+	if cf.cfg.RedisURL == "" {
+		return usageError{errors.New("REDIS_URL is required: a worker must share Redis with `taskrace serve`")}
+	}
+	if err := cf.validate(); err != nil {
+		return usageError{err}
+	}
+	if wcfg.Concurrency < 1 {
+		return usageError{fmt.Errorf("CONCURRENCY must be at least 1; got %d", wcfg.Concurrency)}
+	}
+	if cf.builtinURL == "" {
+		cf.builtinURL = app.DefaultConfig().BuiltinURL
+	}
+	cf.cfg.BuiltinURL = cf.builtinURL
+	logger := newLogger(cf.logFormat, stderr)
+	b, err := openBackend(cf.cfg.RedisURL, logger)
+	if err != nil {
+		return err
+	}
+	defer b.close()
+	if err := waitRedis(ctx, b.redis); err != nil {
+		return err
+	}
+	core := app.NewCore(cf.cfg, b.redis, logger)
+	if err := core.Start(ctx); err != nil {
+		return err
+	}
+	wcfg.ShutdownTimeout = cf.shutdownWait
+	w := worker.New(core, wcfg)
+	if err := w.Start(); err != nil {
+		return fmt.Errorf("cannot start the worker: %w", err)
+	}
+	logger.Info("taskrace worker started", "queue", cf.cfg.Queue, "concurrency", wcfg.Concurrency, "version", version)
+	<-ctx.Done()
+	logger.Info("worker shutting down: finishing in-flight tasks")
+	w.Shutdown()
+	sctx, cancel := context.WithTimeout(context.Background(), cf.shutdownWait)
+	defer cancel()
+	core.Shutdown(sctx)
+	return nil
+}
+
+func healthcheck(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	f := newFlags("healthcheck", "Exits 0 when the local server answers /healthz (or, with --redis, when Redis answers).", getenv, stderr)
+	var addr, redisURL string
+	var checkRedis bool
+	f.String(&addr, "addr", "ADDR", ":8080", "address the server listens on")
+	f.String(&redisURL, "redis-url", "REDIS_URL", "", "Redis URL, for --redis")
+	f.fs.BoolVar(&checkRedis, "redis", false, "check Redis instead of the web server (for workers)")
+	if err := f.parse(args); err != nil {
+		return usageOrHelp(err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if checkRedis {
+		r, err := app.OpenRedis(redisURL)
+		if err != nil {
+			return usageError{err}
+		}
+		defer r.Close()
+		return r.Ping(ctx)
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return usageError{fmt.Errorf("ADDR %q: %w", addr, err)}
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://127.0.0.1:"+port+"/healthz", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("/healthz answered %s", resp.Status)
+	}
+	return nil
+}
+
+func usageOrHelp(err error) error {
+	if errors.Is(err, flag.ErrHelp) {
+		return err
+	}
+	return usageError{err}
+}
+
+// report is one line of the results table and of --json.
+type report struct {
+	Mode        app.Mode `json:"mode"`
+	RunID       string   `json:"run_id"`
+	Status      string   `json:"status"`
+	Tasks       int      `json:"tasks"`
+	DelayMS     int64    `json:"delay_ms"`
+	Parallelism int      `json:"parallelism"`
+	WallMS      float64  `json:"wall_ms"`
+	IdealMS     float64  `json:"ideal_ms"`
+	Efficiency  float64  `json:"efficiency"`
+	Reduction   *float64 `json:"reduction_pct,omitempty"`
+	SpeedUp     float64  `json:"speed_up"`
+	Failed      int      `json:"failed"`
+}
+
+func runPlan(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	f := newFlags("run", "Runs a plan and prints the results table, like the original demo's.", getenv, stderr)
+	var cf coreFlags
+	cf.register(f)
+	var mode, target string
+	var tasks, parallelism, concurrency int
+	var delay time.Duration
+	var failureRate float64
+	var asJSON bool
+	f.fs.StringVar(&mode, "mode", "all", "sequential, concurrent, distributed, or all (one after another)")
+	f.fs.IntVar(&tasks, "tasks", 10, "tasks in the run")
+	f.fs.DurationVar(&delay, "delay", 3*time.Second, "delay of each task (e.g. 3s, 250ms)")
+	f.fs.IntVar(&parallelism, "parallelism", 5, "goroutines of a concurrent run")
+	f.fs.StringVar(&target, "target", app.BuiltinTarget, "delay target: builtin or an allowlisted base URL")
+	f.fs.Float64Var(&failureRate, "failure-rate", 0, "share of tasks whose first attempt fails (0-1)")
+	f.fs.BoolVar(&asJSON, "json", false, "print one JSON object per run instead of the table")
+	f.Int(&concurrency, "concurrency", "CONCURRENCY", 5, "slots of the in-process worker (embedded Redis only)")
+	if err := f.parse(args); err != nil {
+		return usageOrHelp(err)
+	}
+	if err := cf.validate(); err != nil {
+		return usageError{err}
+	}
+	modes := []app.Mode{app.Mode(mode)}
+	if mode == "all" {
+		modes = app.Modes
+	}
+	plans := make([]app.Plan, len(modes))
+	for i, m := range modes {
+		plans[i] = app.Plan{Mode: m, Tasks: tasks, DelayMS: delay.Milliseconds(), Parallelism: parallelism,
+			Target: target, FailureRate: failureRate}.Normalize()
+		if m == app.Distributed {
+			plans[i].Parallelism = 1 // set from the live capacity at launch
+		}
+		if err := plans[i].Validate(cf.cfg.Limits); err != nil {
+			return usageError{errors.New(app.ErrorMessage(err))}
+		}
+	}
+	logger := newLogger(cf.logFormat, io.Discard)
+
+	// A delay target on loopback for the local modes (and the in-process worker).
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	if cf.builtinURL == "" || cf.cfg.RedisURL == "" {
+		cf.builtinURL = "http://" + ln.Addr().String() + "/httpbin"
+	}
+	cf.cfg.BuiltinURL = cf.builtinURL
+	b, err := openBackend(cf.cfg.RedisURL, logger)
+	if err != nil {
+		return err
+	}
+	defer b.close()
+	if err := waitRedis(ctx, b.redis); err != nil {
+		return err
+	}
+	core := app.NewCore(cf.cfg, b.redis, logger)
+	if err := core.Start(ctx); err != nil {
+		return err
+	}
+	srv := web.New(core, web.Config{Embedded: b.embedded != nil, Version: version, MaxDelay: cf.cfg.Limits.MaxDelay, MaxBody: 64 << 10}, logger)
+	go srv.Serve(ln)
+	var w *worker.Worker
+	if b.embedded != nil {
+		w = worker.New(core, worker.Config{Concurrency: concurrency, ShutdownTimeout: time.Second})
+		if err := w.Start(); err != nil {
+			return err
+		}
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), cf.shutdownWait)
+		defer cancel()
+		srv.Shutdown(sctx)
+		if w != nil {
+			w.Shutdown()
+		}
+		core.Shutdown(sctx)
+	}()
+
+	var reports []report
+	var baseline float64
+	for _, p := range plans {
+		r, err := launchAndWait(ctx, core, p)
+		if err != nil {
+			return fmt.Errorf("%s run: %s", p.Mode, app.ErrorMessage(err))
+		}
+		rep := report{Mode: r.Mode, RunID: r.ID, Status: r.Status, Tasks: r.Tasks, DelayMS: r.DelayMS,
+			Parallelism: r.Parallelism, IdealMS: r.IdealMS, Failed: r.Failed}
+		if r.WallMS != nil {
+			rep.WallMS = *r.WallMS
+		}
+		rep.Efficiency = app.Efficiency(r.IdealMS, rep.WallMS)
+		if r.Mode == app.Sequential && baseline == 0 {
+			baseline = rep.WallMS
+		} else if baseline > 0 {
+			rep.Reduction = new(app.Reduction(rep.WallMS, baseline))
+		}
+		rep.SpeedUp = app.SpeedUp(r, baseline)
+		reports = append(reports, rep)
+		if asJSON {
+			json.NewEncoder(stdout).Encode(rep)
+		}
+	}
+	if !asJSON {
+		printTable(stdout, reports)
+	}
+	return nil
+}
+
+// launchAndWait launches p and waits for its terminal event.
+func launchAndWait(ctx context.Context, core *app.Core, p app.Plan) (*app.Run, error) {
+	r, err := core.Launcher.Launch(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	err = core.Feed.Watch(ctx, r.ID, "", func(*app.Event) error { return nil })
+	if err != nil {
+		return nil, err
+	}
+	return core.Runs.Get(ctx, r.ID)
+}
+
+func printTable(w io.Writer, reports []report) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "Method\tTasks\tParallelism\tTime\tReduction\tSpeed-up\tIdeal\tEfficiency\t")
+	for _, r := range reports {
+		red := "—"
+		if r.Reduction != nil {
+			red = fmt.Sprintf("%.2f %%", *r.Reduction)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.2f s\t%s\t×%.1f\t%.2f s\t%.1f %%\t\n", r.Mode, r.Tasks, r.Parallelism,
+			r.WallMS/1000, red, r.SpeedUp, r.IdealMS/1000, r.Efficiency*100)
+	}
+	tw.Flush()
+}

@@ -1,0 +1,244 @@
+package web
+
+import (
+	"net/http"
+	"net/url"
+	"slices"
+	"testing"
+
+	"github.com/taskrace/taskrace/app"
+)
+
+func TestRunEachModeStreamsEveryEvent(t *testing.T) {
+	t.Parallel()
+	h := start(t, withWorker())
+	for _, mode := range app.Modes {
+		t.Run(string(mode), func(t *testing.T) {
+			t.Parallel()
+			h := h.with(t)
+			const tasks = 5
+			r := h.launch(map[string]any{"mode": mode, "tasks": tasks, "delay_ms": 50})
+			if r.Mode != mode || r.Tasks != tasks || r.DelayMS != 50 || r.Status != app.StatusRunning {
+				t.Fatalf("created run = %+v", r)
+			}
+			evs := h.follow(r.ID)
+			checkRun(t, r.ID, evs, tasks, app.RunFinished)
+			if want := 2 + 3*tasks; len(evs) != want {
+				t.Errorf("%d events, want %d", len(evs), want)
+			}
+
+			var tl app.Timeline
+			res := h.get("/api/runs/" + r.ID)
+			if res.status != http.StatusOK {
+				t.Fatalf("GET run: %d %s", res.status, res.body)
+			}
+			res.json(t, &tl)
+			if tl.Run.Status != app.StatusFinished || tl.Run.WallMS == nil || tl.Run.Done != tasks || tl.Run.SpeedUp == nil {
+				t.Errorf("finished run = %+v", tl.Run)
+			}
+			if len(tl.Tasks) != tasks {
+				t.Fatalf("%d tasks, want %d", len(tl.Tasks), tasks)
+			}
+			for _, task := range tl.Tasks {
+				if task.State != app.TaskStateDone || task.Attempts != 1 || task.HTTPStatus != 200 ||
+					task.Worker == nil || task.DurationMS == nil || task.StartedAt.IsZero() || task.EndedAt.IsZero() {
+					t.Errorf("task %d = %+v", task.Index, task)
+				}
+			}
+		})
+	}
+}
+
+func TestListRunsPagesAndFilters(t *testing.T) {
+	t.Parallel()
+	h := start(t)
+	var ids []string
+	for _, mode := range []app.Mode{app.Sequential, app.Concurrent, app.Sequential, app.Concurrent, app.Sequential} {
+		r := h.launch(map[string]any{"mode": mode, "tasks": 1, "delay_ms": 0})
+		h.follow(r.ID)
+		ids = append(ids, r.ID)
+	}
+	slices.Reverse(ids) // newest first
+
+	var got []string
+	cursor := ""
+	for page := 0; ; page++ {
+		var list RunList
+		h.getOK("/api/runs?limit=2&cursor="+cursor, &list)
+		if len(list.Runs) > 2 {
+			t.Fatalf("page %d has %d runs, limit 2", page, len(list.Runs))
+		}
+		for _, r := range list.Runs {
+			got = append(got, r.ID)
+		}
+		if list.Next == nil {
+			break
+		}
+		if page > 5 {
+			t.Fatal("paging does not end")
+		}
+		cursor = *list.Next
+	}
+	if !slices.Equal(got, ids) {
+		t.Errorf("paged runs = %v, want %v", got, ids)
+	}
+
+	for _, tc := range []struct {
+		query string
+		want  int
+	}{
+		{"mode=concurrent", 2},
+		{"mode=sequential", 3},
+		{"status=finished", 5},
+		{"status=running", 0},
+		{"mode=distributed&status=finished", 0},
+		{"", 5},
+	} {
+		var list RunList
+		h.getOK("/api/runs?"+tc.query, &list)
+		if len(list.Runs) != tc.want || list.Next != nil {
+			t.Errorf("?%s: %d runs, next %v; want %d, none", tc.query, len(list.Runs), list.Next, tc.want)
+		}
+		for _, r := range list.Runs {
+			q, _ := url.ParseQuery(tc.query)
+			if m := q.Get("mode"); m != "" && string(r.Mode) != m {
+				t.Errorf("?%s listed a %s run", tc.query, r.Mode)
+			}
+		}
+	}
+}
+
+func TestListRunsRejectsBadQueries(t *testing.T) {
+	t.Parallel()
+	h := start(t)
+	for _, tc := range []struct {
+		query, location string
+		mention         []string
+	}{
+		{"mode=warp", "query.mode", []string{"sequential", "concurrent", "distributed", `"warp"`}},
+		{"status=lost", "query.status", []string{"running", "finished", "canceled", "interrupted", `"lost"`}},
+		{"limit=0", "query.limit", []string{"limit", "1", "0"}},
+		{"limit=101", "query.limit", []string{"limit", "100", "101"}},
+		{"limit=ten", "query.limit", []string{"limit", `"ten"`}},
+		{"cursor=nope", "query.cursor", []string{"cursor", `"nope"`}},
+	} {
+		t.Run(tc.query, func(t *testing.T) {
+			p := h.get("/api/runs?"+tc.query).problem(t, http.StatusUnprocessableEntity)
+			checkFieldProblem(t, p, tc.location, tc.mention...)
+		})
+	}
+}
+
+func TestCancelRun(t *testing.T) {
+	t.Parallel()
+	h := start(t, withWorker())
+	for _, mode := range []app.Mode{app.Sequential, app.Distributed} {
+		t.Run(string(mode), func(t *testing.T) {
+			t.Parallel()
+			h := h.with(t)
+			r := h.launch(map[string]any{"mode": mode, "tasks": 20, "delay_ms": 200})
+			s := h.open(r.ID, "")
+			first, ok := s.next(t)
+			if !ok || first.Type != app.RunCreated {
+				t.Fatalf("first event = %+v", first)
+			}
+
+			res := h.do("POST", "/api/runs/"+r.ID+"/cancel", nil)
+			if res.status != http.StatusOK {
+				t.Fatalf("cancel: %d %s", res.status, res.body)
+			}
+			var canceled app.Run
+			res.json(t, &canceled)
+			if canceled.Status != app.StatusCanceled {
+				t.Errorf("canceled run has status %q", canceled.Status)
+			}
+			evs := append([]sseEvent{first}, s.all(t)...)
+			checkRun(t, r.ID, evs, 20, app.RunCanceled)
+
+			p := h.do("POST", "/api/runs/"+r.ID+"/cancel", nil).problem(t, http.StatusConflict)
+			if !contains(p.Detail, r.ID, "canceled") {
+				t.Errorf("409 detail = %q", p.Detail)
+			}
+		})
+	}
+	t.Run("unknown", func(t *testing.T) {
+		t.Parallel()
+		h := h.with(t)
+		h.do("POST", "/api/runs/"+app.NewRunID()+"/cancel", nil).problem(t, http.StatusNotFound)
+		h.do("POST", "/api/runs/nope/cancel", nil).problem(t, http.StatusNotFound)
+	})
+}
+
+func TestPinRun(t *testing.T) {
+	t.Parallel()
+	h := start(t)
+	r := h.launch(map[string]any{"mode": "sequential", "tasks": 1, "delay_ms": 0})
+	h.follow(r.ID)
+
+	var got app.Run
+	res := h.do("POST", "/api/runs/"+r.ID+"/pin", nil)
+	if res.status != http.StatusOK {
+		t.Fatalf("pin: %d %s", res.status, res.body)
+	}
+	if res.json(t, &got); !got.Pinned {
+		t.Error("pinned run says it is not pinned")
+	}
+	var tl app.Timeline
+	if h.getOK("/api/runs/"+r.ID, &tl); !tl.Run.Pinned {
+		t.Error("GET after pin: not pinned")
+	}
+	res = h.do("DELETE", "/api/runs/"+r.ID+"/pin", nil)
+	if res.status != http.StatusOK {
+		t.Fatalf("unpin: %d %s", res.status, res.body)
+	}
+	if res.json(t, &got); got.Pinned {
+		t.Error("unpinned run says it is pinned")
+	}
+	h.do("POST", "/api/runs/"+app.NewRunID()+"/pin", nil).problem(t, http.StatusNotFound)
+	h.do("DELETE", "/api/runs/nope/pin", nil).problem(t, http.StatusNotFound)
+}
+
+func TestGetTask(t *testing.T) {
+	t.Parallel()
+	h := start(t, withWorker())
+	for _, mode := range app.Modes {
+		t.Run(string(mode), func(t *testing.T) {
+			t.Parallel()
+			h := h.with(t)
+			r := h.launch(map[string]any{"mode": mode, "tasks": 2, "delay_ms": 20})
+			h.follow(r.ID)
+			var d TaskDetail
+			h.getOK("/api/tasks/"+app.TaskID(r.ID, 1), &d)
+			if d.ID != app.TaskID(r.ID, 1) || d.Index != 1 || d.RunID != r.ID || d.Mode != mode ||
+				d.RunStatus != app.StatusFinished || d.State != app.TaskStateDone || d.Attempts != 1 ||
+				d.Worker == nil || d.HTTPStatus != 200 || d.DurationMS == nil || d.QueuedAt.IsZero() ||
+				d.StartedAt.IsZero() || d.EndedAt.IsZero() {
+				t.Errorf("task = %+v", d)
+			}
+			if mode == app.Distributed {
+				if d.Queue == nil || d.Queue.State != "completed" || d.Queue.CompletedAt == nil {
+					t.Errorf("asynq's record = %+v", d.Queue)
+				}
+			} else if d.Queue != nil {
+				t.Errorf("a %s task has an asynq record: %+v", mode, d.Queue)
+			}
+			h.get("/api/tasks/"+app.TaskID(r.ID, 2)).problem(t, http.StatusNotFound)
+		})
+	}
+	t.Run("unknown", func(t *testing.T) {
+		t.Parallel()
+		h := h.with(t)
+		for _, id := range []string{"nope", app.TaskID(app.NewRunID(), 0), app.NewRunID() + "-x", app.NewRunID() + "-01"} {
+			h.get("/api/tasks/"+id).problem(t, http.StatusNotFound)
+		}
+	})
+}
+
+func (h *harness) getOK(path string, v any) {
+	h.t.Helper()
+	res := h.get(path)
+	if res.status != http.StatusOK {
+		h.t.Fatalf("GET %s: %d %s", path, res.status, res.body)
+	}
+	res.json(h.t, v)
+}
