@@ -35,7 +35,7 @@ Run 'taskrace <command> --help' for a command's flags.
 // run is the whole program: main only adds the process.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	cmd := "serve"
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+	if len(args) > 0 && (!strings.HasPrefix(args[0], "-") || isHelp(args[0])) {
 		cmd, args = args[0], args[1:]
 	}
 	var err error
@@ -50,7 +50,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = healthcheck(ctx, args, getenv, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "taskrace", version)
-	case "help", "-h", "--help":
+	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 	default:
 		fmt.Fprintf(stderr, "taskrace: unknown command %q\n\n%s", cmd, usage)
@@ -68,6 +68,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return 1
 	}
 }
+
+// isHelp reports whether arg asks for help; alone, it means the overview, not serve's flags.
+func isHelp(arg string) bool { return arg == "-h" || arg == "-help" || arg == "--help" }
 
 // usageError is a mistake in the command line or environment: exit status 2.
 type usageError struct{ err error }
@@ -191,6 +194,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	}
 	var w *worker.Worker
 	if withWorker {
+		if b.embedded != nil && !f.isSet("task-check-interval", "TASK_CHECK_INTERVAL") {
+			// Polling an in-process Redis costs this process's own CPU: poll less often.
+			wcfg.TaskCheckInterval = worker.EmbeddedTaskCheckInterval
+		}
 		wcfg.ShutdownTimeout = cf.shutdownWait / 2
 		w = worker.New(core, wcfg)
 		if err := w.Start(); err != nil {
@@ -356,6 +363,9 @@ func runPlan(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	if err := cf.validate(); err != nil {
 		return usageError{err}
+	}
+	if concurrency < 1 {
+		return usageError{fmt.Errorf("CONCURRENCY must be at least 1; got %d", concurrency)}
 	}
 	modes := []app.Mode{app.Mode(mode)}
 	if mode == "all" {

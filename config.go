@@ -64,6 +64,16 @@ func (f *envFlags) Duration(p *time.Duration, name, env string, def time.Duratio
 	f.fs.DurationVar(p, name, def, usage+" ($"+env+")")
 }
 
+// isSet reports whether a flag was given on the command line or in the environment.
+func (f *envFlags) isSet(name, env string) bool {
+	if _, ok := f.env(env); ok {
+		return true
+	}
+	set := false
+	f.fs.Visit(func(fl *flag.Flag) { set = set || fl.Name == name })
+	return set
+}
+
 func (f *envFlags) parse(args []string) error {
 	if err := f.fs.Parse(args); err != nil {
 		return err

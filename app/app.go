@@ -134,4 +134,6 @@ func (c *Core) Shutdown(ctx context.Context) {
 }
 
 // Worker returns the identity of slot in this process.
-func (c *Core) Worker(slot int) Worker { return Worker{Host: c.Host, PID: c.PID, Slot: slot} }
+func (c *Core) Worker(slot int) Worker {
+	return Worker{Host: c.Host, PID: c.PID, Slot: slot, Proc: c.ProcID}
+}

@@ -24,6 +24,7 @@ type Worker struct {
 	Host string `json:"host"`
 	PID  int    `json:"pid"`
 	Slot int    `json:"slot"`
+	Proc string `json:"proc,omitempty"` // the process's ID, whose heartbeat says it is alive
 }
 
 // String is the worker's short name, host:pid/slot.

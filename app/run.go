@@ -69,6 +69,7 @@ type Task struct {
 	DurationMS *float64 `json:"duration_ms,omitempty"`
 	HTTPStatus int      `json:"http_status,omitempty"`
 	Error      string   `json:"error,omitempty"`
+	Orphaned   *Orphan  `json:"orphaned,omitempty"` // its worker process is gone; see MarkOrphans
 }
 
 // Efficiency is ideal ÷ wall, clamped to [0, 1].

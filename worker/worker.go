@@ -21,7 +21,11 @@ type Config struct {
 
 // DefaultTaskCheckInterval keeps pickup latency on an idle queue within a few ms; its cost
 // to Redis is measured in docs/benchmarks.md.
-const DefaultTaskCheckInterval = 5 * time.Millisecond
+const DefaultTaskCheckInterval = 3 * time.Millisecond
+
+// EmbeddedTaskCheckInterval is the default with embedded Redis, whose polling costs the
+// serving process's own CPU.
+const EmbeddedTaskCheckInterval = 25 * time.Millisecond
 
 // Worker is an asynq server on the run queue whose handler is the core's Executor.
 type Worker struct {
