@@ -109,7 +109,7 @@ func NewCore(cfg Config, r *Redis, logger *slog.Logger) *Core {
 	c.app = newAppender(r.Client, storeScripts...)
 	c.Log = &EventLog{rdb: r.Client, app: c.app}
 	c.Runs = &RunStore{rdb: r.Client, app: c.app, retention: cfg.RunRetention, maxActive: cfg.MaxActiveRuns}
-	c.Fetcher = NewFetcher(cfg.BuiltinURL)
+	c.Fetcher = NewFetcher(cfg.BuiltinURL, cfg.Limits.Allowlist)
 	c.Executor = &Executor{log: c.Log, store: c.Runs, fetch: c.Fetcher}
 	c.Feed = newFeed(r.feed, c.Log, c.ProcID, logger)
 	c.Launcher = newLauncher(c)

@@ -2,18 +2,31 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
+	"net/url"
+	"slices"
 	"strconv"
+	"syscall"
 	"time"
 )
 
 // Fetcher makes the one IO-bound call every mode uses: GET {target}/delay/{seconds}.
+//
+// Outside targets are an SSRF risk: a shared demo must not become a way to reach the
+// machine's own network. So an outside target must be on the allowlist, a redirect is
+// followed only to another listed base URL, and the address actually dialed (after DNS,
+// so rebinding cannot slip past) may not be loopback, private, link-local or unspecified.
+// The built-in target, this deployment's own /httpbin, is the one exception.
 type Fetcher struct {
-	client  *http.Client
-	builtin string // base URL of the built-in delay target, as this process reaches it
+	builtin   string       // base URL of the built-in delay target, as this process reaches it
+	allowlist []string     // base URLs of allowed outside targets
+	local     *http.Client // for the built-in target
+	outside   *http.Client // for allowlisted targets, guarded
 }
 
 // Result is the outcome of one call.
@@ -22,16 +35,71 @@ type Result struct {
 	Duration time.Duration
 }
 
-// NewFetcher returns a Fetcher whose "builtin" target is builtinURL.
-func NewFetcher(builtinURL string) *Fetcher {
-	tr := &http.Transport{
+// ErrRefusedTarget is returned for a call the SSRF guard refuses.
+var ErrRefusedTarget = errors.New("target refused")
+
+// NewFetcher returns a Fetcher whose "builtin" target is builtinURL and whose outside
+// targets are limited to allowlist.
+func NewFetcher(builtinURL string, allowlist []string) *Fetcher {
+	f := &Fetcher{builtin: builtinURL, allowlist: allowlist}
+	f.local = &http.Client{Transport: transport(nil), CheckRedirect: f.sameBase(func() string { return f.builtin })}
+	guard := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second, Control: refusePrivate}
+	f.outside = &http.Client{Transport: transport(guard), CheckRedirect: f.listed}
+	return f
+}
+
+func transport(d *net.Dialer) *http.Transport {
+	if d == nil {
+		d = &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
+	}
+	return &http.Transport{
 		Proxy:               nil, // the targets are explicit; never route them elsewhere
-		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:         d.DialContext,
 		MaxIdleConns:        512,
 		MaxIdleConnsPerHost: 256,
 		IdleConnTimeout:     90 * time.Second,
 	}
-	return &Fetcher{client: &http.Client{Transport: tr}, builtin: builtinURL}
+}
+
+// refusePrivate runs for every connection the outside client makes, with the address
+// DNS gave: the check that rebinding and redirects cannot bypass.
+func refusePrivate(network, address string, _ syscall.RawConn) error {
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
+		return err
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return fmt.Errorf("%w: %q is not an IP address", ErrRefusedTarget, host)
+	}
+	ip = ip.Unmap()
+	if ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() ||
+		ip.IsUnspecified() || ip.IsMulticast() || ip.IsInterfaceLocalMulticast() {
+		return fmt.Errorf("%w: %s is a loopback, private or link-local address", ErrRefusedTarget, ip)
+	}
+	return nil
+}
+
+// listed allows a redirect only to a base URL on the allowlist.
+func (f *Fetcher) listed(req *http.Request, via []*http.Request) error {
+	if len(via) >= 5 {
+		return fmt.Errorf("%w: more than 5 redirects", ErrRefusedTarget)
+	}
+	if base := req.URL.Scheme + "://" + req.URL.Host; !slices.Contains(f.allowlist, base) {
+		return fmt.Errorf("%w: redirect to %s, which is not on the allowlist", ErrRefusedTarget, base)
+	}
+	return nil
+}
+
+// sameBase allows a redirect only within the base URL that base returns.
+func (f *Fetcher) sameBase(base func() string) func(*http.Request, []*http.Request) error {
+	return func(req *http.Request, via []*http.Request) error {
+		u, err := url.Parse(base())
+		if len(via) >= 5 || err != nil || req.URL.Scheme != u.Scheme || req.URL.Host != u.Host {
+			return fmt.Errorf("%w: redirect away from the built-in target", ErrRefusedTarget)
+		}
+		return nil
+	}
 }
 
 // SetBuiltin sets the base URL of the built-in target, once the serving address is known.
@@ -48,6 +116,14 @@ func (f *Fetcher) URL(target string, delay time.Duration) string {
 
 // Fetch calls the target and waits for its answer, at most delay + 10 s.
 func (f *Fetcher) Fetch(ctx context.Context, target string, delay time.Duration) (Result, error) {
+	client := f.local
+	if target != BuiltinTarget && target != "" {
+		// The payload came through Redis: check the target here too, not only at launch.
+		if !slices.Contains(f.allowlist, target) {
+			return Result{}, fmt.Errorf("%w: %s is not on this process's allowlist", ErrRefusedTarget, target)
+		}
+		client = f.outside
+	}
 	ctx, cancel := context.WithTimeout(ctx, TaskTimeout(delay))
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, f.URL(target, delay), nil)
@@ -55,8 +131,12 @@ func (f *Fetcher) Fetch(ctx context.Context, target string, delay time.Duration)
 		return Result{}, err
 	}
 	start := time.Now()
-	resp, err := f.client.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err // the URL is the task's business, not the message's
+		}
 		return Result{Duration: time.Since(start)}, err
 	}
 	_, err = io.Copy(io.Discard, resp.Body)
@@ -72,4 +152,7 @@ func (f *Fetcher) Fetch(ctx context.Context, target string, delay time.Duration)
 }
 
 // Close releases idle connections.
-func (f *Fetcher) Close() { f.client.CloseIdleConnections() }
+func (f *Fetcher) Close() {
+	f.local.CloseIdleConnections()
+	f.outside.CloseIdleConnections()
+}
