@@ -1,0 +1,155 @@
+package web
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	"github.com/hibiken/asynqmon"
+
+	"github.com/taskrace/taskrace/app"
+)
+
+// monitorRoot is where asynqmon is mounted.
+const monitorRoot = "/monitor"
+
+// monitor is asynqmon, embedded: one handler that may change queues (for the admin) and
+// one that may only read (for everyone else). Its page is rewritten so that it loads
+// nothing from outside hosts, and is served under a CSP that allows exactly its own inline
+// scripts, by hash.
+type monitor struct {
+	rw, ro   http.Handler
+	embedded bool
+	closers  []func() error
+}
+
+func newMonitor(core *app.Core, embedded bool) *monitor {
+	opts := asynqmon.Options{
+		RootPath:         monitorRoot,
+		RedisConnOpt:     core.Redis.Opt,
+		PayloadFormatter: asynqmon.PayloadFormatterFunc(formatPayload),
+	}
+	rw := asynqmon.New(opts)
+	opts.ReadOnly = true
+	ro := asynqmon.New(opts)
+	return &monitor{rw: rw, ro: ro, embedded: embedded, closers: []func() error{rw.Close, ro.Close}}
+}
+
+// formatPayload makes a taskrace task readable in the monitor's task lists.
+func formatPayload(taskType string, payload []byte) string {
+	if taskType != app.TypeFetch {
+		return asynqmon.DefaultPayloadFormatter.FormatPayload(taskType, payload)
+	}
+	p, err := app.ParseTaskPayload(payload)
+	if err != nil {
+		return asynqmon.DefaultPayloadFormatter.FormatPayload(taskType, payload)
+	}
+	return fmt.Sprintf("run %s · task %d of %d · delay %s · target %s", p.ID, p.Index, p.Tasks, p.Delay(), p.Target)
+}
+
+// registerMonitor mounts asynqmon at /monitor and below (not with Use: that would also match
+// /monitorx).
+func (s *Server) registerMonitor() {
+	m := newMonitor(s.core, s.cfg.Embedded)
+	s.monitor = m
+	h := func(c *fiber.Ctx) error {
+		handler := m.ro
+		if s.isAdmin(c) {
+			handler = m.rw
+		}
+		if m.embedded && strings.HasSuffix(c.Path(), "/api/redis_info") {
+			return m.embeddedRedisInfo(c, handler)
+		}
+		if err := adaptor.HTTPHandler(handler)(c); err != nil {
+			return err
+		}
+		if c.Method() == fiber.MethodPost || c.Method() == fiber.MethodDelete {
+			if c.Response().StatusCode() == http.StatusMethodNotAllowed {
+				// asynqmon's read-only mode: say why, as every other refusal does.
+				return writeProblem(c, newProblem(http.StatusForbidden, "the monitor is read-only: only the admin (ADMIN_TOKEN) may change queues"))
+			}
+		}
+		if bytes.HasPrefix(c.Response().Header.ContentType(), []byte("text/html")) {
+			page, csp := rewriteMonitorPage(c.Response().Body())
+			c.Response().SetBodyRaw(page)
+			c.Set(fiber.HeaderContentSecurityPolicy, csp)
+		}
+		return nil
+	}
+	s.app.All(monitorRoot, h)
+	s.app.All(monitorRoot+"/*", h)
+}
+
+var (
+	outsideLink  = regexp.MustCompile(`<link[^>]+href="https?://[^"]*"[^>]*/?>`)
+	inlineScript = regexp.MustCompile(`<script>(.*?)</script>`)
+)
+
+// rewriteMonitorPage drops asynqmon's links to outside hosts (web fonts: the system's fonts
+// serve) and returns the page with a CSP that allows its inline scripts by hash.
+func rewriteMonitorPage(page []byte) ([]byte, string) {
+	page = outsideLink.ReplaceAll(page, nil)
+	var hashes []string
+	for _, m := range inlineScript.FindAllSubmatch(page, -1) {
+		sum := sha256.Sum256(m[1])
+		hashes = append(hashes, "'sha256-"+base64.StdEncoding.EncodeToString(sum[:])+"'")
+	}
+	csp := "default-src 'self'; script-src 'self' " + strings.Join(hashes, " ") +
+		"; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'self'"
+	return page, csp
+}
+
+// monitorRedisFields are the figures asynqmon's Redis page shows; embedded Redis reports
+// none of them.
+var monitorRedisFields = []string{"redis_version", "uptime_in_days", "connected_clients",
+	"used_memory_human", "used_memory_peak_human", "mem_fragmentation_ratio"}
+
+const noFigures = "n/a: embedded Redis has no such figures"
+
+// embeddedRedisInfo answers asynqmon's Redis page on embedded Redis, saying plainly which
+// figures it does not have instead of letting the page show "undefined".
+func (m *monitor) embeddedRedisInfo(c *fiber.Ctx, handler http.Handler) error {
+	rec := httptest.NewRecorder()
+	req, err := adaptorRequest(c)
+	if err != nil {
+		return err
+	}
+	handler.ServeHTTP(rec, req)
+	var info struct {
+		Addr    string            `json:"address"`
+		Info    map[string]string `json:"info"`
+		RawInfo string            `json:"raw_info"`
+		Cluster bool              `json:"cluster"`
+	}
+	if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &info) != nil {
+		return writeProblem(c, newProblem(http.StatusServiceUnavailable, "cannot read Redis's info: Redis may be unreachable"))
+	}
+	if info.Info == nil {
+		info.Info = map[string]string{}
+	}
+	for _, k := range monitorRedisFields {
+		if info.Info[k] == "" {
+			info.Info[k] = noFigures
+		}
+	}
+	info.Addr = "embedded (in memory, in this process)"
+	info.RawInfo = "# Embedded Redis (in memory): it reports only these sections.\n" + info.RawInfo
+	return c.JSON(info)
+}
+
+// adaptorRequest turns the Fiber request into a net/http one.
+func adaptorRequest(c *fiber.Ctx) (*http.Request, error) {
+	req, err := adaptor.ConvertRequest(c, false)
+	if err != nil {
+		return nil, err
+	}
+	return req, nil
+}

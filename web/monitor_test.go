@@ -1,0 +1,180 @@
+package web
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+
+	"github.com/taskrace/taskrace/app"
+)
+
+func TestMonitorPageLoadsNothingFromOutside(t *testing.T) {
+	t.Parallel()
+	h := start(t)
+	for _, path := range []string{"/monitor", "/monitor/", "/monitor/queues/taskrace"} {
+		res := h.get(path)
+		if res.status != http.StatusOK || !strings.HasPrefix(res.header.Get("Content-Type"), "text/html") {
+			t.Fatalf("GET %s: %d %s", path, res.status, res.header.Get("Content-Type"))
+		}
+		page := string(res.body)
+		if strings.Contains(page, "googleapis") || regexp.MustCompile(`(src|href)="https?://`).MatchString(page) {
+			t.Errorf("GET %s links an outside host:\n%s", path, page)
+		}
+		csp := res.header.Get("Content-Security-Policy")
+		scripts := regexp.MustCompile(`<script>(.*?)</script>`).FindAllStringSubmatch(page, -1)
+		if len(scripts) == 0 {
+			t.Fatalf("GET %s: no inline script to check", path)
+		}
+		for _, s := range scripts {
+			sum := sha256.Sum256([]byte(s[1]))
+			if h := "'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"; !strings.Contains(csp, h) {
+				t.Errorf("GET %s: CSP %q does not allow inline script %s", path, csp, h)
+			}
+		}
+		if strings.Contains(csp, "'unsafe-inline'") && strings.Contains(strings.Split(csp, "script-src")[1], "unsafe-inline;") {
+			t.Errorf("CSP allows any inline script: %s", csp)
+		}
+	}
+	if res := h.get("/monitorx"); res.status != http.StatusNotFound {
+		t.Errorf("GET /monitorx = %d, want 404: the monitor is mounted at /monitor only", res.status)
+	}
+}
+
+func TestMonitorShowsRunTasks(t *testing.T) {
+	t.Parallel()
+	h := start(t, withWorker())
+	r := h.launch(map[string]any{"mode": "distributed", "tasks": 3, "delay_ms": 10})
+	h.follow(r.ID)
+	var list struct {
+		Queues []struct {
+			Queue     string `json:"queue"`
+			Completed int    `json:"completed"`
+		} `json:"queues"`
+	}
+	h.get("/monitor/api/queues").json(t, &list)
+	if len(list.Queues) != 1 || list.Queues[0].Queue != "taskrace" || list.Queues[0].Completed != 3 {
+		t.Errorf("monitor lists queues %+v, want taskrace with 3 completed", list.Queues)
+	}
+	res := h.get("/monitor/api/queues/taskrace/completed_tasks")
+	if res.status != http.StatusOK || !strings.Contains(string(res.body), "run "+r.ID+" · task ") {
+		t.Errorf("completed tasks are not shown readably: %d %s", res.status, res.body)
+	}
+	res = h.get("/monitor/api/queues/taskrace/tasks/" + app.TaskID(r.ID, 1))
+	if res.status != http.StatusOK || !strings.Contains(string(res.body), app.TaskID(r.ID, 1)) {
+		t.Errorf("task lookup in the monitor: %d %s", res.status, res.body)
+	}
+}
+
+// monitorWrites are asynqmon's routes that change something.
+var monitorWrites = []struct{ method, path string }{
+	{"DELETE", "/queues/taskrace"},
+	{"POST", "/queues/taskrace:pause"},
+	{"POST", "/queues/taskrace:resume"},
+	{"POST", "/queues/taskrace/active_tasks/x:cancel"},
+	{"POST", "/queues/taskrace/active_tasks:cancel_all"},
+	{"POST", "/queues/taskrace/active_tasks:batch_cancel"},
+	{"DELETE", "/queues/taskrace/pending_tasks/x"},
+	{"DELETE", "/queues/taskrace/pending_tasks:delete_all"},
+	{"POST", "/queues/taskrace/pending_tasks:batch_delete"},
+	{"POST", "/queues/taskrace/pending_tasks/x:archive"},
+	{"POST", "/queues/taskrace/pending_tasks:archive_all"},
+	{"POST", "/queues/taskrace/pending_tasks:batch_archive"},
+	{"DELETE", "/queues/taskrace/scheduled_tasks/x"},
+	{"DELETE", "/queues/taskrace/scheduled_tasks:delete_all"},
+	{"POST", "/queues/taskrace/scheduled_tasks/x:run"},
+	{"POST", "/queues/taskrace/scheduled_tasks:run_all"},
+	{"POST", "/queues/taskrace/scheduled_tasks:batch_run"},
+	{"POST", "/queues/taskrace/scheduled_tasks/x:archive"},
+	{"POST", "/queues/taskrace/scheduled_tasks:archive_all"},
+	{"DELETE", "/queues/taskrace/retry_tasks/x"},
+	{"DELETE", "/queues/taskrace/retry_tasks:delete_all"},
+	{"POST", "/queues/taskrace/retry_tasks/x:run"},
+	{"POST", "/queues/taskrace/retry_tasks:run_all"},
+	{"POST", "/queues/taskrace/retry_tasks:batch_delete"},
+	{"DELETE", "/queues/taskrace/archived_tasks/x"},
+	{"DELETE", "/queues/taskrace/archived_tasks:delete_all"},
+	{"POST", "/queues/taskrace/archived_tasks/x:run"},
+	{"POST", "/queues/taskrace/archived_tasks:run_all"},
+	{"DELETE", "/queues/taskrace/completed_tasks/x"},
+	{"DELETE", "/queues/taskrace/completed_tasks:delete_all"},
+	{"POST", "/queues/taskrace/groups/g/aggregating_tasks:run_all"},
+}
+
+func TestMonitorIsReadOnlyButForTheAdmin(t *testing.T) {
+	t.Parallel()
+	const token = "speaker-secret"
+	h := start(t, withWorker(), withWebConfig(func(c *Config) { c.AdminToken = token }))
+	r := h.launch(map[string]any{"mode": "distributed", "tasks": 1, "delay_ms": 0})
+	h.follow(r.ID)
+	for _, w := range monitorWrites {
+		for _, auth := range [][]string{nil, {"Authorization", "Bearer wrong"}, {"Authorization", token}} {
+			res := h.do(w.method, "/monitor/api"+w.path, "{}", auth...)
+			res.problem(t, http.StatusForbidden)
+		}
+	}
+	// Reads stay open.
+	if res := h.get("/monitor/api/queues"); res.status != http.StatusOK {
+		t.Errorf("reading the monitor without the admin: %d", res.status)
+	}
+	// The admin may write: pause and resume the queue.
+	admin := []string{"Authorization", "Bearer " + token}
+	for _, path := range []string{"/monitor/api/queues/taskrace:pause", "/monitor/api/queues/taskrace:resume"} {
+		if res := h.do("POST", path, nil, admin...); res.status >= 300 {
+			t.Errorf("admin POST %s = %d %s", path, res.status, res.body)
+		}
+	}
+}
+
+func TestMonitorSaysEmbeddedRedisHasNoFigures(t *testing.T) {
+	t.Parallel()
+	m := miniredis.NewMiniRedis()
+	m.ClockTTL(true)
+	if err := m.StartAddr("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	r, err := app.OpenRedis("redis://" + m.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	core := app.NewCore(app.DefaultConfig(), r, logger)
+	srv := New(core, Config{Embedded: true}, logger)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	defer srv.Shutdown(t.Context())
+	client := &http.Client{Timeout: 10 * time.Second}
+	resp, err := client.Get("http://" + ln.Addr().String() + "/monitor/api/redis_info")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var info struct {
+		Info map[string]string `json:"info"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&info); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range monitorRedisFields {
+		if v := info.Info[k]; v == "" || v == "undefined" {
+			t.Errorf("redis_info %s = %q: the page would show undefined", k, v)
+		}
+	}
+	if info.Info["used_memory_human"] != noFigures {
+		t.Errorf("used_memory_human = %q, want it to say embedded Redis has no such figure", info.Info["used_memory_human"])
+	}
+}
