@@ -96,6 +96,7 @@ type Core struct {
 	Fetcher  *Fetcher
 	Executor *Executor
 	Launcher *Launcher
+	Metrics  *Metrics
 	Logger   *slog.Logger
 
 	app      *appender
@@ -106,11 +107,12 @@ type Core struct {
 func NewCore(cfg Config, r *Redis, logger *slog.Logger) *Core {
 	host, _ := os.Hostname()
 	c := &Core{Config: cfg, Redis: r, ProcID: NewRunID(), Host: host, PID: os.Getpid(), Logger: logger}
+	c.Metrics = newMetrics()
 	c.app = newAppender(r.Client, storeScripts...)
 	c.Log = &EventLog{rdb: r.Client, app: c.app}
-	c.Runs = &RunStore{rdb: r.Client, app: c.app, retention: cfg.RunRetention, maxActive: cfg.MaxActiveRuns}
+	c.Runs = &RunStore{rdb: r.Client, app: c.app, retention: cfg.RunRetention, maxActive: cfg.MaxActiveRuns, metrics: c.Metrics}
 	c.Fetcher = NewFetcher(cfg.BuiltinURL, cfg.Limits.Allowlist)
-	c.Executor = &Executor{log: c.Log, store: c.Runs, fetch: c.Fetcher}
+	c.Executor = &Executor{log: c.Log, store: c.Runs, fetch: c.Fetcher, metrics: c.Metrics}
 	c.Feed = newFeed(r.feed, c.Log, c.ProcID, logger)
 	c.Launcher = newLauncher(c)
 	return c

@@ -11,9 +11,10 @@ var ErrInjected = errors.New("injected failure (failure_rate)")
 // Executor executes one attempt of a task and records it in the event log. Every mode uses
 // it: the local modes from their goroutines, the distributed one from the asynq handler.
 type Executor struct {
-	log   *EventLog
-	store *RunStore
-	fetch *Fetcher
+	log     *EventLog
+	store   *RunStore
+	fetch   *Fetcher
+	metrics *Metrics
 }
 
 // Execute runs attempt (0-based) of task t on worker w. On success it records
@@ -24,6 +25,9 @@ func (x *Executor) Execute(ctx context.Context, t TaskPayload, w Worker, attempt
 	id := TaskID(t.ID, idx)
 	started := x.log.Send(&Event{Type: TaskStarted, RunID: t.ID, Index: &idx, TaskID: id, Worker: &w, At: Now(), Attempt: attempt + 1})
 
+	if attempt == 0 {
+		x.metrics.QueueWait.Observe(Now().Sub(t.CreatedAt.Time).Seconds())
+	}
 	var res Result
 	var err error
 	if attempt == 0 && FailsFirstAttempt(t.ID, idx, t.FailureRate) {
@@ -42,6 +46,7 @@ func (x *Executor) Execute(ctx context.Context, t TaskPayload, w Worker, attempt
 	if err == nil {
 		e.Type = TaskFinished
 		e.DurationMS = ptr(ms(res.Duration))
+		x.metrics.TaskDuration.Observe(res.Duration.Seconds())
 		e.Status = res.Status
 		_, ferr := x.store.Finish(bctx, t.RunRef, idx, e, started)
 		return ferr

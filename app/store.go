@@ -16,6 +16,7 @@ type RunStore struct {
 	app       *appender
 	retention time.Duration
 	maxActive int
+	metrics   *Metrics
 }
 
 // createScript admits a run when fewer than max are active, saves it and appends run.created.
@@ -124,6 +125,9 @@ func (s *RunStore) Finish(ctx context.Context, r RunRef, index int, e *Event, af
 		return false, err
 	}
 	n, _ := cmds[0].(*redis.Cmd).Int()
+	if n == 2 {
+		s.metrics.runEnded(r.Mode, StatusFinished, wallMS)
+	}
 	return n == 2, nil
 }
 
@@ -149,6 +153,9 @@ func (s *RunStore) End(ctx context.Context, r RunRef, status, reason string) (bo
 		return false, err
 	}
 	n, _ := cmds[0].(*redis.Cmd).Int()
+	if n == 1 {
+		s.metrics.runEnded(r.Mode, status, wallMS)
+	}
 	return n == 1, nil
 }
 

@@ -19,11 +19,12 @@ type RunRef struct {
 	Target      string  `json:"target"`
 	FailureRate float64 `json:"failure_rate,omitempty"`
 	IdealMS     float64 `json:"ideal_ms"`
+	Mode        Mode    `json:"mode,omitempty"`
 }
 
 func refOf(r *Run) RunRef {
 	return RunRef{ID: r.ID, CreatedAt: r.CreatedAt, Tasks: r.Tasks, DelayMS: r.DelayMS,
-		Target: r.Target, FailureRate: r.FailureRate, IdealMS: r.IdealMS}
+		Target: r.Target, FailureRate: r.FailureRate, IdealMS: r.IdealMS, Mode: r.Mode}
 }
 
 // Delay is the task's delay.

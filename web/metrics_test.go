@@ -1,0 +1,86 @@
+package web
+
+import (
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+)
+
+func scrape(t *testing.T, h *harness) map[string]*dto.MetricFamily {
+	t.Helper()
+	res := h.get("/metrics")
+	if res.status != 200 {
+		t.Fatalf("GET /metrics = %d", res.status)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(strings.NewReader(string(res.body)))
+	if err != nil {
+		t.Fatalf("/metrics is not Prometheus text: %v", err)
+	}
+	return fams
+}
+
+func counterOf(f *dto.MetricFamily, labels map[string]string) float64 {
+	if f == nil {
+		return 0
+	}
+next:
+	for _, m := range f.Metric {
+		for _, l := range m.Label {
+			if v, ok := labels[l.GetName()]; ok && v != l.GetValue() {
+				continue next
+			}
+		}
+		switch {
+		case m.Counter != nil:
+			return m.Counter.GetValue()
+		case m.Histogram != nil:
+			return float64(m.Histogram.GetSampleCount())
+		}
+	}
+	return 0
+}
+
+func TestMetricsMoveAfterARun(t *testing.T) {
+	t.Parallel()
+	h := start(t, withWorker())
+	before := scrape(t, h)
+	r := h.launch(map[string]any{"mode": "distributed", "tasks": 4, "delay_ms": 10})
+	h.follow(r.ID)
+	after := scrape(t, h)
+	fin := map[string]string{"mode": "distributed", "status": "finished"}
+	if got := counterOf(after["taskrace_runs_total"], fin) - counterOf(before["taskrace_runs_total"], fin); got != 1 {
+		t.Errorf("taskrace_runs_total{distributed,finished} moved by %v, want 1", got)
+	}
+	for name, want := range map[string]float64{
+		"taskrace_task_duration_seconds":   4,
+		"taskrace_task_queue_wait_seconds": 4,
+		"taskrace_run_duration_seconds":    1,
+	} {
+		if got := counterOf(after[name], nil) - counterOf(before[name], nil); got != want {
+			t.Errorf("%s observed %v more samples, want %v", name, got, want)
+		}
+	}
+	for _, name := range []string{"taskrace_sse_clients", "asynq_queue_size", "asynq_tasks_processed_total"} {
+		if after[name] == nil {
+			t.Errorf("/metrics has no %s", name)
+		}
+	}
+
+	// Every metric the sample Grafana dashboard queries exists.
+	dash, err := os.ReadFile("../deploy/grafana-dashboard.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range regexp.MustCompile(`\b(?:taskrace|asynq)_[a-z_]+`).FindAllString(string(dash), -1) {
+		family := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(name, "_bucket"), "_sum"), "_count")
+		if after[family] == nil {
+			t.Errorf("the Grafana dashboard queries %s, which /metrics does not have", name)
+		}
+	}
+}
