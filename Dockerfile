@@ -12,6 +12,8 @@ FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/taskrace /taskrace
 USER nonroot:nonroot
 EXPOSE 8080
+# A worker serves no HTTP: docker-compose.yml overrides this with `healthcheck --redis`
+# (with plain docker: --health-cmd '/taskrace healthcheck --redis').
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 CMD ["/taskrace", "healthcheck"]
 ENTRYPOINT ["/taskrace"]
 CMD ["serve"]

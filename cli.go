@@ -88,10 +88,11 @@ func newFlags(name, summary string, getenv func(string) string, stderr io.Writer
 }
 
 func newLogger(format string, w io.Writer) *slog.Logger {
+	var h slog.Handler = slog.NewTextHandler(w, nil)
 	if format == "json" {
-		return slog.New(slog.NewJSONHandler(w, nil))
+		h = slog.NewJSONHandler(w, nil)
 	}
-	return slog.New(slog.NewTextHandler(w, nil))
+	return slog.New(app.LogHandler{Handler: h})
 }
 
 // backend is Redis for one process: the configured one, or an embedded one in memory.
@@ -159,16 +160,21 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	f.Bool(&withWorker, "worker", "WORKER", true, "run an asynq worker in this process")
 	f.Int(&wcfg.Concurrency, "concurrency", "CONCURRENCY", 5, "slots of the in-process worker")
 	f.Duration(&wcfg.TaskCheckInterval, "task-check-interval", "TASK_CHECK_INTERVAL", worker.DefaultTaskCheckInterval, "how often an idle worker polls for tasks")
+	var ac accessFlags
+	ac.register(f)
 	if err := f.parse(args); err != nil {
 		return usageOrHelp(err)
 	}
-	if err := cf.validate(); err != nil {
+	if err := errors.Join(cf.validate(), ac.validate()); err != nil {
 		return usageError{err}
 	}
 	if wcfg.Concurrency < 1 {
 		return usageError{fmt.Errorf("CONCURRENCY must be at least 1; got %d", wcfg.Concurrency)}
 	}
 	logger := newLogger(cf.logFormat, stderr)
+	if ac.web.AdminToken == "" {
+		logger.Warn("no ADMIN_TOKEN: anyone who can open this server can launch, cancel and change queues")
+	}
 
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -204,8 +210,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 			return fmt.Errorf("cannot start the worker: %w", err)
 		}
 	}
-	srv := web.New(core, web.Config{PublicURL: publicURL, Embedded: b.embedded != nil, Version: version,
-		MaxDelay: cf.cfg.Limits.MaxDelay, MaxBody: 64 << 10}, logger)
+	wc := ac.web
+	wc.PublicURL, wc.Embedded, wc.Version = publicURL, b.embedded != nil, version
+	wc.MaxDelay, wc.MaxBody = cf.cfg.Limits.MaxDelay, 64<<10
+	srv := web.New(core, wc, logger)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	logger.Info("taskrace serving", "addr", ln.Addr().String(), "version", version, "worker", withWorker, "embedded_redis", b.embedded != nil)

@@ -4,11 +4,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/taskrace/taskrace/app"
+	"github.com/taskrace/taskrace/web"
 )
 
 // envFlags registers flags whose defaults come from environment variables, so that every
@@ -157,6 +159,47 @@ func (c *coreFlags) validate() error {
 	}
 	if c.logFormat != "text" && c.logFormat != "json" {
 		errs = append(errs, fmt.Errorf("LOG_FORMAT must be text or json; got %q", c.logFormat))
+	}
+	return errors.Join(errs...)
+}
+
+// accessFlags are the access-control settings of serve.
+type accessFlags struct {
+	web     web.Config
+	proxies string
+}
+
+func (a *accessFlags) register(f *envFlags) {
+	f.String(&a.web.AdminToken, "admin-token", "ADMIN_TOKEN", "", "token of the admin, who alone may launch, cancel and change queues; empty: everything is open")
+	f.Bool(&a.web.PublicLaunch, "public-launch", "PUBLIC_LAUNCH", false, "with ADMIN_TOKEN: let anyone launch runs (rate-limited)")
+	f.Duration(&a.web.SessionTTL, "session-ttl", "SESSION_TTL", 12*time.Hour, "how long an admin sign-in lasts")
+	f.Int(&a.web.LaunchRate, "launch-rate", "LAUNCH_RATE", 10, "launches a minute per client (the admin is exempt)")
+	f.String(&a.proxies, "trusted-proxies", "TRUSTED_PROXIES", "", "comma-separated addresses or CIDRs whose X-Forwarded-For is believed")
+}
+
+func (a *accessFlags) validate() error {
+	var errs []error
+	if a.web.SessionTTL < time.Minute {
+		errs = append(errs, fmt.Errorf("SESSION_TTL must be at least 1m; got %s", a.web.SessionTTL))
+	}
+	if a.web.LaunchRate < 1 {
+		errs = append(errs, fmt.Errorf("LAUNCH_RATE must be at least 1; got %d", a.web.LaunchRate))
+	}
+	for _, s := range strings.Split(a.proxies, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		if !strings.Contains(s, "/") {
+			if ip, err := netip.ParseAddr(s); err == nil {
+				s = netip.PrefixFrom(ip, ip.BitLen()).String()
+			}
+		}
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("TRUSTED_PROXIES: %q is not an address or CIDR", s))
+			continue
+		}
+		a.web.TrustedProxies = append(a.web.TrustedProxies, p.Masked())
 	}
 	return errors.Join(errs...)
 }

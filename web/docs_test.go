@@ -34,7 +34,9 @@ func TestOpenAPIDescribesEveryRoute(t *testing.T) {
 	}
 	routes := map[string][]string{
 		"/api/runs":             {"get", "post"},
-		"/api/runs/{id}":        {"get"},
+		"/api/runs/{id}":        {"get", "delete"},
+		"/api/workers":          {"get"},
+		"/api/workers/stream":   {"get"},
 		"/api/runs/{id}/events": {"get"},
 		"/api/runs/{id}/cancel": {"post"},
 		"/api/runs/{id}/pin":    {"post", "delete"},

@@ -105,6 +105,7 @@ func (s *Server) stream(w *bufio.Writer, runID, after string) {
 		}
 	}()
 
+	last := after // the ID of the last event written
 	ping := time.NewTicker(s.pingEvery)
 	defer ping.Stop()
 	// Send the headers now, with how soon EventSource should reconnect if the stream breaks.
@@ -123,6 +124,7 @@ func (s *Server) stream(w *bufio.Writer, runID, after string) {
 			if err := w.Flush(); err != nil {
 				return
 			}
+			last = e.ID
 			if e.Terminal() {
 				return
 			}
@@ -134,7 +136,29 @@ func (s *Server) stream(w *bufio.Writer, runID, after string) {
 				return
 			}
 		case <-s.base.Done():
+			s.flushLog(w, runID, last)
 			return
 		}
 	}
+}
+
+// flushLog writes what the run's log holds after the event last, up to its terminal event,
+// before a stream ends on shutdown: the process interrupts its local runs first, so their
+// viewers get run.interrupted rather than a stream cut before it.
+func (s *Server) flushLog(w *bufio.Writer, runID, last string) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	evs, err := s.core.Log.Read(ctx, runID, last, 1000)
+	if err != nil {
+		return
+	}
+	for _, e := range evs {
+		if _, err := w.Write(e.Frame(sseFrame, renderSSE)); err != nil {
+			return
+		}
+		if e.Terminal() {
+			break
+		}
+	}
+	w.Flush()
 }

@@ -57,10 +57,10 @@ func (s *Server) ready(ctx context.Context, _ *struct{}) (*readyOutput, error) {
 	select {
 	case err := <-pinged:
 		if err != nil {
-			return nil, s.fail(err)
+			return nil, s.fail(ctx, err)
 		}
 	case <-ctx.Done():
-		return nil, s.fail(app.Unavailable("Redis did not answer within "+readyTimeout.String(), ctx.Err()))
+		return nil, s.fail(ctx, app.Unavailable("Redis did not answer within "+readyTimeout.String(), ctx.Err()))
 	}
 	storage := "redis"
 	if s.cfg.Embedded {

@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -52,8 +53,13 @@ func TestMetricsMoveAfterARun(t *testing.T) {
 	before := scrape(t, h)
 	r := h.launch(map[string]any{"mode": "distributed", "tasks": 4, "delay_ms": 10})
 	h.follow(r.ID)
-	after := scrape(t, h)
+	// The worker counts the run just after storing its end, which viewers may see first.
 	fin := map[string]string{"mode": "distributed", "status": "finished"}
+	var after map[string]*dto.MetricFamily
+	h.eventually(5*time.Second, "the run to be counted", func() bool {
+		after = scrape(t, h)
+		return counterOf(after["taskrace_runs_total"], fin) > counterOf(before["taskrace_runs_total"], fin)
+	})
 	if got := counterOf(after["taskrace_runs_total"], fin) - counterOf(before["taskrace_runs_total"], fin); got != 1 {
 		t.Errorf("taskrace_runs_total{distributed,finished} moved by %v, want 1", got)
 	}

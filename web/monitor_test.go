@@ -114,7 +114,9 @@ func TestMonitorIsReadOnlyButForTheAdmin(t *testing.T) {
 	t.Parallel()
 	const token = "speaker-secret"
 	h := start(t, withWorker(), withWebConfig(func(c *Config) { c.AdminToken = token }))
-	r := h.launch(map[string]any{"mode": "distributed", "tasks": 1, "delay_ms": 0})
+	res := h.do("POST", "/api/runs", map[string]any{"mode": "distributed", "tasks": 1, "delay_ms": 0}, "Authorization", "Bearer "+token)
+	var r app.Run
+	res.json(t, &r)
 	h.follow(r.ID)
 	for _, w := range monitorWrites {
 		for _, auth := range [][]string{nil, {"Authorization", "Bearer wrong"}, {"Authorization", token}} {

@@ -58,6 +58,8 @@ var problemKinds = map[int]string{
 	http.StatusConflict:              app.EConflict,
 	http.StatusRequestEntityTooLarge: "too_large",
 	http.StatusUnsupportedMediaType:  "unsupported_media_type",
+	http.StatusUnauthorized:          "unauthorized",
+	http.StatusForbidden:             "forbidden",
 	http.StatusUnprocessableEntity:   app.EInvalid,
 	http.StatusTooManyRequests:       app.ETooMany,
 	http.StatusInternalServerError:   app.EInternal,
@@ -112,26 +114,26 @@ func about(err error, in string, values map[string]any) error {
 
 // problem turns any error into the problem a client sees. It is the one place that maps
 // errors to HTTP statuses; internal error text is logged here and never sent.
-func (s *Server) problem(err error) *Problem {
+func (s *Server) problem(ctx context.Context, err error) *Problem {
 	var p *Problem
 	if errors.As(err, &p) {
 		return p
 	}
 	var fe *fiber.Error
 	if errors.As(err, &fe) {
-		return s.fiberProblem(fe)
+		return s.fiberProblem(ctx, fe)
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
-		s.logger.Warn("request timed out", "err", err)
+		s.logger.WarnContext(ctx, "request timed out", "err", err)
 		return newProblem(http.StatusServiceUnavailable, "the request took too long: Redis may be slow or unreachable; try again")
 	}
 	code := app.ErrorCode(err)
 	switch code {
 	case app.EInternal:
-		s.logger.Error("internal error", "err", err)
+		s.logger.ErrorContext(ctx, "internal error", "err", err)
 		return newProblem(http.StatusInternalServerError, "internal error: the request could not be completed, and the cause has been logged")
 	case app.EUnavailable:
-		s.logger.Warn("unavailable", "err", err)
+		s.logger.WarnContext(ctx, "unavailable", "err", err)
 	}
 	p = newProblem(statusOf(code), app.ErrorMessage(err))
 	var ae *app.Error
@@ -148,7 +150,7 @@ func (s *Server) problem(err error) *Problem {
 }
 
 // fiberProblem words the errors Fiber itself raises: routing, body limit, malformed HTTP.
-func (s *Server) fiberProblem(fe *fiber.Error) *Problem {
+func (s *Server) fiberProblem(ctx context.Context, fe *fiber.Error) *Problem {
 	switch fe.Code {
 	case fiber.StatusNotFound:
 		// Fiber's message is "Cannot METHOD /path".
@@ -158,7 +160,7 @@ func (s *Server) fiberProblem(fe *fiber.Error) *Problem {
 	case fiber.StatusRequestEntityTooLarge:
 		return newProblem(fe.Code, fmt.Sprintf("the request body is larger than the limit of %d bytes", s.cfg.MaxBody))
 	case fiber.StatusInternalServerError:
-		s.logger.Error("internal error", "err", fe.Message)
+		s.logger.ErrorContext(ctx, "internal error", "err", fe.Message)
 		return newProblem(fe.Code, "internal error: the request could not be completed, and the cause has been logged")
 	}
 	return newProblem(fe.Code, fe.Message)
@@ -167,7 +169,7 @@ func (s *Server) fiberProblem(fe *fiber.Error) *Problem {
 // handleError is Fiber's error handler: every error a plain handler returns, every route
 // that does not exist and every recovered panic ends here.
 func (s *Server) handleError(c *fiber.Ctx, err error) error {
-	return writeProblem(c, s.problem(err))
+	return writeProblem(c, s.problem(c.UserContext(), err))
 }
 
 func writeProblem(c *fiber.Ctx, p *Problem) error {
@@ -182,7 +184,7 @@ func writeProblem(c *fiber.Ctx, p *Problem) error {
 }
 
 // fail is what a huma handler returns for err.
-func (s *Server) fail(err error) error { return s.problem(err) }
+func (s *Server) fail(ctx context.Context, err error) error { return s.problem(ctx, err) }
 
 // requireJSON answers 415 to a body that says it is not JSON, before huma reads it.
 func (s *Server) requireJSON(c *fiber.Ctx) error {

@@ -189,7 +189,7 @@ func (s *Server) createRun(ctx context.Context, in *createRunInput) (*runOutput,
 	p := in.Body.plan()
 	r, err := s.core.Launcher.Launch(ctx, p)
 	if err != nil {
-		return nil, s.fail(about(err, "body", planValues(p.Normalize())))
+		return nil, s.fail(ctx, about(err, "body", planValues(p.Normalize())))
 	}
 	return &runOutput{Location: s.link("/api/runs/" + r.ID), Body: r}, nil
 }
@@ -197,11 +197,11 @@ func (s *Server) createRun(ctx context.Context, in *createRunInput) (*runOutput,
 func (s *Server) listRuns(ctx context.Context, in *listRunsInput) (*runListOutput, error) {
 	if in.Cursor != "" && !app.ValidRunID(in.Cursor) {
 		err := app.Invalid("cursor", "must be the next value of a previous page; got %q", in.Cursor)
-		return nil, s.fail(about(err, "query", map[string]any{"cursor": in.Cursor}))
+		return nil, s.fail(ctx, about(err, "query", map[string]any{"cursor": in.Cursor}))
 	}
 	runs, next, err := s.core.Runs.List(ctx, app.ListQuery{Mode: app.Mode(in.Mode), Status: in.Status, Limit: in.Limit, Cursor: in.Cursor})
 	if err != nil {
-		return nil, s.fail(err)
+		return nil, s.fail(ctx, err)
 	}
 	list := &RunList{Runs: runs}
 	if list.Runs == nil {
@@ -216,7 +216,7 @@ func (s *Server) listRuns(ctx context.Context, in *listRunsInput) (*runListOutpu
 func (s *Server) getRun(ctx context.Context, in *runIDInput) (*timelineOutput, error) {
 	tl, err := s.timeline(ctx, in.ID)
 	if err != nil {
-		return nil, s.fail(err)
+		return nil, s.fail(ctx, err)
 	}
 	s.core.Runs.WithSpeedUp(ctx, tl.Run)
 	return &timelineOutput{Body: tl}, nil
@@ -232,13 +232,17 @@ func (s *Server) timeline(ctx context.Context, id string) (*app.Timeline, error)
 	if err != nil {
 		return nil, err
 	}
-	return app.Fold(r, evs), nil
+	tl := app.Fold(r, evs)
+	if err := s.core.MarkOrphans(ctx, tl); err != nil {
+		s.logger.Warn("cannot check the run's workers", "run", id, "err", err)
+	}
+	return tl, nil
 }
 
 func (s *Server) cancelRun(ctx context.Context, in *runIDInput) (*runOnly, error) {
 	r, err := s.core.Launcher.Cancel(ctx, in.ID)
 	if err != nil {
-		return nil, s.fail(err)
+		return nil, s.fail(ctx, err)
 	}
 	return &runOnly{Body: r}, nil
 }
@@ -246,14 +250,14 @@ func (s *Server) cancelRun(ctx context.Context, in *runIDInput) (*runOnly, error
 func (s *Server) pinRun(pinned bool) func(context.Context, *runIDInput) (*runOnly, error) {
 	return func(ctx context.Context, in *runIDInput) (*runOnly, error) {
 		if !app.ValidRunID(in.ID) {
-			return nil, s.fail(app.Errorf(app.ENotFound, "run %q not found: not a run ID", in.ID))
+			return nil, s.fail(ctx, app.Errorf(app.ENotFound, "run %q not found: not a run ID", in.ID))
 		}
 		if err := s.core.Runs.Pin(ctx, in.ID, pinned); err != nil {
-			return nil, s.fail(err)
+			return nil, s.fail(ctx, err)
 		}
 		r, err := s.core.Runs.Get(ctx, in.ID)
 		if err != nil {
-			return nil, s.fail(err)
+			return nil, s.fail(ctx, err)
 		}
 		return &runOnly{Body: r}, nil
 	}
@@ -262,7 +266,7 @@ func (s *Server) pinRun(pinned bool) func(context.Context, *runIDInput) (*runOnl
 func (s *Server) getTask(ctx context.Context, in *taskInput) (*taskOutput, error) {
 	r, t, err := s.task(ctx, in.TaskID)
 	if err != nil {
-		return nil, s.fail(err)
+		return nil, s.fail(ctx, err)
 	}
 	d := &TaskDetail{RunID: r.ID, Mode: r.Mode, RunStatus: r.Status, Task: *t}
 	if r.Mode == app.Distributed {

@@ -152,17 +152,17 @@ func (s *Server) seed(ctx context.Context, mode app.Mode, in seedInput, parallel
 	maxDelay := s.core.Config.Limits.MaxDelay.Seconds()
 	if !(in.Delay >= 0 && in.Delay <= maxDelay) { // also catches NaN
 		err := app.Invalid("delay", "must be between 0 and %g seconds; got %v", maxDelay, in.Delay)
-		return nil, s.fail(about(err, "query", values))
+		return nil, s.fail(ctx, about(err, "query", values))
 	}
 	if mode == app.Concurrent && parallelism < 1 {
 		// The plan would take 0 for "the default"; here the default is the query's own.
 		err := app.Invalid("parallelism", "must be between 1 and %d; got %d", s.core.Config.Limits.MaxParallelism, parallelism)
-		return nil, s.fail(about(err, "query", values))
+		return nil, s.fail(ctx, about(err, "query", values))
 	}
 	p := app.Plan{Mode: mode, Tasks: in.Tasks, DelayMS: int64(math.Round(in.Delay * 1000)), Parallelism: parallelism}
 	r, err := s.core.Launcher.Launch(ctx, p)
 	if err != nil {
-		return nil, s.fail(about(err, "query", values))
+		return nil, s.fail(ctx, about(err, "query", values))
 	}
 	out := &SeedRun{Mode: r.Mode, RunID: r.ID, Status: app.StatusRunning, Tasks: r.Tasks,
 		DelaySeconds: float64(r.DelayMS) / 1000, TaskIDs: make([]string, r.Tasks),
@@ -190,7 +190,7 @@ func (s *Server) seed(ctx context.Context, mode app.Mode, in seedInput, parallel
 	})
 	if end == nil {
 		if err != nil && wctx.Err() == nil {
-			return nil, s.fail(err)
+			return nil, s.fail(ctx, err)
 		}
 		return &seedOutput{Status: http.StatusAccepted, Body: out}, nil
 	}
@@ -225,7 +225,7 @@ func statusOfEnd(e *app.Event) string {
 func (s *Server) result(ctx context.Context, in *resultInput) (*resultOutput, error) {
 	_, t, err := s.task(ctx, in.TaskID)
 	if err != nil {
-		return nil, s.fail(err)
+		return nil, s.fail(ctx, err)
 	}
 	res := &TaskResult{TaskID: t.ID, State: t.State}
 	switch t.State {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -23,11 +24,16 @@ import (
 
 // Config is what the web layer needs beyond the domain's own configuration.
 type Config struct {
-	PublicURL string        // optional base URL, for absolute links in responses
-	Embedded  bool          // Redis is embedded: data lives in memory only, and we say so
-	Version   string        // shown in the API document
-	MaxDelay  time.Duration // longest delay /httpbin/delay/{n} serves
-	MaxBody   int           // largest request body accepted, in bytes
+	PublicURL      string         // optional base URL, for absolute links in responses
+	Embedded       bool           // Redis is embedded: data lives in memory only, and we say so
+	Version        string         // shown in the API document
+	MaxDelay       time.Duration  // longest delay /httpbin/delay/{n} serves
+	MaxBody        int            // largest request body accepted, in bytes
+	AdminToken     string         // when set, launching, canceling and queue changes are the admin's
+	PublicLaunch   bool           // with AdminToken: anyone may launch (rate-limited)
+	SessionTTL     time.Duration  // how long an admin sign-in lasts
+	LaunchRate     int            // launches a minute per client, for everyone but the admin
+	TrustedProxies []netip.Prefix // peers whose X-Forwarded-For names the client
 }
 
 // DefaultMaxBody is the request body limit when Config.MaxBody is not set.
@@ -60,6 +66,10 @@ type Server struct {
 	apiTimeout time.Duration
 
 	etags sync.Map // asset name → quoted ETag, for unhashed /static URLs
+
+	monitor    *monitor       // asynqmon, closed on Shutdown
+	workerSnap workerSnapshot // the last read of the live workers
+	limits     *launchLimits  // per-client launch rate
 }
 
 // New builds the server's routes over core. Nothing listens until Serve.
@@ -70,8 +80,15 @@ func New(core *app.Core, cfg Config, logger *slog.Logger) *Server {
 	if logger == nil {
 		logger = slog.Default()
 	}
+	if _, ok := logger.Handler().(app.LogHandler); !ok {
+		logger = slog.New(app.LogHandler{Handler: logger.Handler()})
+	}
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
-	s := &Server{core: core, cfg: cfg, logger: logger, pingEvery: defaultPingEvery, apiTimeout: defaultAPITimeout}
+	if cfg.SessionTTL <= 0 {
+		cfg.SessionTTL = 12 * time.Hour
+	}
+	s := &Server{core: core, cfg: cfg, logger: logger, pingEvery: defaultPingEvery, apiTimeout: defaultAPITimeout,
+		limits: newLaunchLimits(cfg.LaunchRate)}
 	s.base, s.stop = context.WithCancel(context.Background())
 	s.app = fiber.New(fiber.Config{
 		AppName:               "taskrace",
@@ -84,7 +101,7 @@ func New(core *app.Core, cfg Config, logger *slog.Logger) *Server {
 	s.app.Use(recover.New(recover.Config{
 		EnableStackTrace:  true,
 		StackTraceHandler: s.logPanic,
-	}), s.limitBody)
+	}), s.requestID, s.limitBody, securityHeaders, s.guard)
 	s.routes()
 	return s
 }
@@ -99,7 +116,11 @@ func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
 // waiting for requests in flight until ctx ends.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.stop()
-	return s.app.ShutdownWithContext(ctx)
+	err := s.app.ShutdownWithContext(ctx)
+	for _, closeMonitor := range s.monitor.closers {
+		closeMonitor()
+	}
+	return err
 }
 
 func (s *Server) routes() {
@@ -108,6 +129,8 @@ func (s *Server) routes() {
 	s.app.Get("/api/runs/:id/events", s.events)
 	s.app.Get("/docs", s.docs)
 	s.app.Get("/static/*", s.static)
+	s.registerMonitor()
+	s.registerMetrics()
 
 	bin := adaptor.HTTPHandler(s.httpbin())
 	s.app.All("/httpbin", bin)
@@ -117,6 +140,8 @@ func (s *Server) routes() {
 	s.registerRuns()
 	s.registerSeed()
 	s.registerHealth()
+	s.registerWorkers()
+	s.registerAuth()
 	s.describeByHand()
 }
 

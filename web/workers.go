@@ -1,0 +1,151 @@
+package web
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/taskrace/taskrace/app"
+)
+
+// WorkerServer is one live asynq server on the run queue: a `taskrace worker` process, or
+// the worker inside a `taskrace serve`.
+type WorkerServer struct {
+	ID          string       `json:"id"`
+	Host        string       `json:"host"`
+	PID         int          `json:"pid"`
+	Concurrency int          `json:"concurrency"`
+	Queues      []string     `json:"queues"`
+	Started     time.Time    `json:"started"`
+	Status      string       `json:"status"`
+	Active      []ActiveTask `json:"active"`
+}
+
+// ActiveTask is a task a worker is executing, as of its last heartbeat (every 5 s).
+type ActiveTask struct {
+	TaskID   string    `json:"task_id"`
+	RunID    string    `json:"run_id,omitempty"`
+	Index    int       `json:"index"`
+	Started  time.Time `json:"started"`
+	Deadline time.Time `json:"deadline"`
+}
+
+// WorkerList is the answer of GET /api/workers.
+type WorkerList struct {
+	Servers  []WorkerServer `json:"servers"`
+	Capacity int            `json:"capacity"` // total slots, what a distributed run's parallelism is
+	At       time.Time      `json:"at"`
+}
+
+type workersOutput struct{ Body *WorkerList }
+
+// workerSnapshot shares one read of asynq's server list among every viewer for a second.
+type workerSnapshot struct {
+	mu   sync.Mutex
+	at   time.Time
+	list *WorkerList
+}
+
+func (s *Server) workers(ctx context.Context) (*WorkerList, error) {
+	s.workerSnap.mu.Lock()
+	defer s.workerSnap.mu.Unlock()
+	if s.workerSnap.list != nil && time.Since(s.workerSnap.at) < time.Second {
+		return s.workerSnap.list, nil
+	}
+	servers, err := s.core.Launcher.Servers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	list := &WorkerList{Servers: []WorkerServer{}, At: time.Now().UTC()}
+	for _, srv := range servers {
+		ws := WorkerServer{ID: srv.ID, Host: srv.Host, PID: srv.PID, Concurrency: srv.Concurrency,
+			Started: srv.Started.UTC(), Status: srv.Status, Active: []ActiveTask{}}
+		for q := range srv.Queues {
+			ws.Queues = append(ws.Queues, q)
+		}
+		slices.Sort(ws.Queues)
+		for _, w := range srv.ActiveWorkers {
+			t := ActiveTask{TaskID: w.TaskID, Started: w.Started.UTC(), Deadline: w.Deadline.UTC()}
+			if run, idx, ok := app.ParseTaskID(w.TaskID); ok {
+				t.RunID, t.Index = run, idx
+			}
+			ws.Active = append(ws.Active, t)
+		}
+		slices.SortFunc(ws.Active, func(a, b ActiveTask) int { return a.Started.Compare(b.Started) })
+		list.Servers = append(list.Servers, ws)
+		list.Capacity += srv.Concurrency
+	}
+	s.workerSnap.at, s.workerSnap.list = time.Now(), list
+	return list, nil
+}
+
+func (s *Server) registerWorkers() {
+	huma.Register(s.api, huma.Operation{
+		OperationID: "list-workers",
+		Method:      http.MethodGet,
+		Path:        "/api/workers",
+		Tags:        []string{"workers"},
+		Summary:     "List the live workers",
+		Description: "The asynq servers serving the run queue, with the tasks each is executing as of its last heartbeat (asynq writes one every 5 s).",
+		Errors:      []int{http.StatusServiceUnavailable},
+	}, func(ctx context.Context, _ *struct{}) (*workersOutput, error) {
+		list, err := s.workers(ctx)
+		if err != nil {
+			return nil, s.fail(ctx, err)
+		}
+		return &workersOutput{Body: list}, nil
+	})
+	s.app.Get("/api/workers/stream", s.workersStream)
+	s.api.OpenAPI().AddOperation(&huma.Operation{
+		OperationID: "stream-workers",
+		Method:      http.MethodGet,
+		Path:        "/api/workers/stream",
+		Tags:        []string{"workers"},
+		Summary:     "Stream the live workers",
+		Description: "Server-sent events: a `workers` event every 2 s whose data is the WorkerList of GET /api/workers.",
+		Responses: map[string]*huma.Response{"200": {Description: "The stream.",
+			Content: map[string]*huma.MediaType{"text/event-stream": {Schema: &huma.Schema{Type: "string"}}}}},
+	})
+}
+
+// workersStream sends the worker list as an SSE `workers` event every 2 s, until the
+// client leaves or the server shuts down.
+func (s *Server) workersStream(c *fiber.Ctx) error {
+	c.Set(fiber.HeaderContentType, "text/event-stream")
+	c.Set(fiber.HeaderCacheControl, "no-cache")
+	c.Set("X-Accel-Buffering", "no")
+	base, reqCtx := s.base, c.UserContext()
+	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
+		tick := time.NewTicker(2 * time.Second)
+		defer tick.Stop()
+		for {
+			ctx, cancel := context.WithTimeout(reqCtx, 3*time.Second)
+			list, err := s.workers(ctx)
+			cancel()
+			if err == nil {
+				b, _ := json.Marshal(list)
+				w.WriteString("event: workers\ndata: ")
+				w.Write(b)
+				w.WriteString("\n\n")
+			} else {
+				w.WriteString(": redis unreachable\n\n")
+			}
+			if w.Flush() != nil {
+				return
+			}
+			select {
+			case <-base.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	})
+	return nil
+}
