@@ -131,6 +131,25 @@ func (b *backend) close() {
 	}
 }
 
+// startCore opens Redis (embedded when cfg has no URL), waits for it to answer, and starts
+// the domain over it.
+func startCore(ctx context.Context, cfg app.Config, logger *slog.Logger) (*backend, *app.Core, error) {
+	b, err := openBackend(cfg.RedisURL, logger)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := waitRedis(ctx, b.redis); err != nil {
+		b.close()
+		return nil, nil, err
+	}
+	core := app.NewCore(cfg, b.redis, logger)
+	if err := core.Start(ctx); err != nil {
+		b.close()
+		return nil, nil, err
+	}
+	return b, core, nil
+}
+
 // waitRedis pings Redis until it answers or a few seconds pass.
 func waitRedis(ctx context.Context, r *app.Redis) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -186,18 +205,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	}
 	cf.cfg.BuiltinURL = cf.builtinURL
 
-	b, err := openBackend(cf.cfg.RedisURL, logger)
+	b, core, err := startCore(ctx, cf.cfg, logger)
 	if err != nil {
 		return err
 	}
 	defer b.close()
-	if err := waitRedis(ctx, b.redis); err != nil {
-		return err
-	}
-	core := app.NewCore(cf.cfg, b.redis, logger)
-	if err := core.Start(ctx); err != nil {
-		return err
-	}
 	var w *worker.Worker
 	if withWorker {
 		if b.embedded != nil && !f.isSet("task-check-interval", "TASK_CHECK_INTERVAL") {
@@ -263,18 +275,11 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	cf.cfg.BuiltinURL = cf.builtinURL
 	logger := newLogger(cf.logFormat, stderr)
-	b, err := openBackend(cf.cfg.RedisURL, logger)
+	b, core, err := startCore(ctx, cf.cfg, logger)
 	if err != nil {
 		return err
 	}
 	defer b.close()
-	if err := waitRedis(ctx, b.redis); err != nil {
-		return err
-	}
-	core := app.NewCore(cf.cfg, b.redis, logger)
-	if err := core.Start(ctx); err != nil {
-		return err
-	}
 	wcfg.ShutdownTimeout = cf.shutdownWait
 	w := worker.New(core, wcfg)
 	if err := w.Start(); err != nil {
@@ -402,18 +407,11 @@ func runPlan(ctx context.Context, args []string, getenv func(string) string, std
 		cf.builtinURL = "http://" + ln.Addr().String() + "/httpbin"
 	}
 	cf.cfg.BuiltinURL = cf.builtinURL
-	b, err := openBackend(cf.cfg.RedisURL, logger)
+	b, core, err := startCore(ctx, cf.cfg, logger)
 	if err != nil {
 		return err
 	}
 	defer b.close()
-	if err := waitRedis(ctx, b.redis); err != nil {
-		return err
-	}
-	core := app.NewCore(cf.cfg, b.redis, logger)
-	if err := core.Start(ctx); err != nil {
-		return err
-	}
 	srv := web.New(core, web.Config{Embedded: b.embedded != nil, Version: version, MaxDelay: cf.cfg.Limits.MaxDelay, MaxBody: 64 << 10}, logger)
 	go srv.Serve(ln)
 	var w *worker.Worker
