@@ -129,6 +129,7 @@ func (s *Server) routes() {
 	s.app.Get("/api/runs/:id/events", s.events)
 	s.app.Get("/docs", s.docs)
 	s.app.Get("/static/*", s.static)
+	s.registerPages()
 	s.registerMonitor()
 	s.registerMetrics()
 

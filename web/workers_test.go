@@ -22,9 +22,15 @@ func TestWorkersListsLiveServersAndTheirTasks(t *testing.T) {
 	defer w.Shutdown()
 
 	var list WorkerList
-	h.get("/api/workers").json(t, &list)
-	if len(list.Servers) != 2 || list.Capacity != 8 {
-		t.Fatalf("workers = %d servers, capacity %d; want 2 servers, 8 slots", len(list.Servers), list.Capacity)
+	h.eventually(10*time.Second, "both workers to be listed", func() bool {
+		h.srv.workerSnap.mu.Lock()
+		h.srv.workerSnap.list = nil // read afresh
+		h.srv.workerSnap.mu.Unlock()
+		h.get("/api/workers").json(t, &list)
+		return len(list.Servers) == 2
+	})
+	if list.Capacity != 8 {
+		t.Fatalf("capacity %d; want 8 slots", list.Capacity)
 	}
 	for _, s := range list.Servers {
 		if s.Host == "" || s.PID == 0 || len(s.Queues) != 1 || s.Queues[0] != "taskrace" || s.Started.IsZero() {

@@ -1,7 +1,7 @@
 // Follows a run over server-sent events and keeps its page in step, without a framework.
 //
 // Load with <script type="module">. The page opts in with
-//   <main data-run-id="…" data-stream-url="/runs/ID/stream">
+//   <div data-run-id="…" data-stream-url="/runs/ID/stream" data-after="<last event shown>">
 // and the server sends frames like
 //   id: 1700000000000-0
 //   event: task.finished
@@ -15,7 +15,7 @@
 
 // Event names the server may send. EventSource has no wildcard listener, so a name missing
 // here would be dropped silently; a page can override the list with
-// data-stream-events="a b c" on <main>. "message" covers frames without an event: line.
+// data-stream-events="a b c" on that element. "message" covers frames without an event: line.
 const STREAM_EVENTS = [
   'message',
   'run.created',
@@ -39,28 +39,117 @@ const TICK_MS = 100;
 /**
  * Applies one frame's HTML to the document: replace by id, else append where
  * data-append-to says. Elements matching neither are ignored, so a fragment for a part of
- * the page that this view does not show is harmless.
+ * the page that this view does not show is harmless. Three additions:
+ *   - an element with data-keep is only added, never replaced (a timeline lane keeps its bars);
+ *   - <svg data-svg-fragment> wraps SVG elements so they parse as SVG: its children are
+ *     applied, not the wrapper;
+ *   - <i data-bump="ID" data-failed="0|1"> counts one more ended task in progress ID.
  */
 export function applyFragments(html, doc = document) {
+  // The server sends one element a line. Each line is parsed on its own: a <template> picks
+  // its parsing mode from the first tag it meets, so a <tr> after a <div> would be dropped.
+  for (const line of String(html).split('\n')) {
+    if (line.trim()) {
+      applyLine(line, doc);
+    }
+  }
+  syncTimelines(doc);
+}
+
+function applyLine(html, doc) {
   const template = doc.createElement('template');
   template.innerHTML = html;
   // Replacing an element that holds the keyboard focus (a Cancel button, say) would drop
   // focus to <body>; put it back on the element with the same id in the new content.
   const focusedId = doc.activeElement && doc.activeElement.id;
-  for (const el of Array.from(template.content.children)) {
+  const apply = (el) => {
+    if (el.hasAttribute('data-svg-fragment')) {
+      for (const child of Array.from(el.children)) {
+        apply(child);
+      }
+      return;
+    }
+    if (el.hasAttribute('data-bump')) {
+      bumpProgress(doc.getElementById(el.getAttribute('data-bump')), el.getAttribute('data-failed') === '1');
+      return;
+    }
     const existing = el.id ? doc.getElementById(el.id) : null;
     if (existing) {
-      existing.replaceWith(el);
-      continue;
+      if (!el.hasAttribute('data-keep')) {
+        existing.replaceWith(el);
+      }
+      return;
     }
     const containerId = el.getAttribute('data-append-to');
     const container = containerId ? doc.getElementById(containerId) : null;
     if (container) {
       container.append(el);
     }
+  };
+  for (const el of Array.from(template.content.children)) {
+    apply(el);
   }
   if (focusedId && doc.activeElement !== doc.getElementById(focusedId)) {
     doc.getElementById(focusedId)?.focus();
+  }
+}
+
+/** Counts one more ended task in a progress block rendered by the server. */
+function bumpProgress(block, failed) {
+  if (!block) {
+    return;
+  }
+  const done = Number(block.getAttribute('data-done')) + 1;
+  const failedCount = Number(block.getAttribute('data-failed')) + (failed ? 1 : 0);
+  const total = block.getAttribute('data-total');
+  block.setAttribute('data-done', String(done));
+  block.setAttribute('data-failed', String(failedCount));
+  const bar = block.querySelector('progress');
+  if (bar) {
+    bar.value = done;
+    bar.textContent = `${done} of ${total}`;
+  }
+  const text = block.querySelector('[data-progress-text]');
+  if (text) {
+    text.textContent = `${done} of ${total} tasks ended`;
+  }
+  const failedText = block.querySelector('[data-failed-text]');
+  if (failedText) {
+    failedText.textContent = failedCount > 0 ? `, ${failedCount} failed` : '';
+  }
+}
+
+/**
+ * Sizes every timeline group's tracks to one time axis: the longest of its runs' ideal
+ * time, wall time (ended runs, from the events) and, for running runs, time so far. The
+ * scale only stretches the axis; bars are placed by event times.
+ */
+export function syncTimelines(doc = document, now = Date.now()) {
+  for (const group of doc.querySelectorAll('[data-timeline-group]')) {
+    let scale = 1;
+    for (const s of group.querySelectorAll('[data-tscale]')) {
+      scale = Math.max(scale, Number(s.getAttribute('data-ideal-ms')) || 0);
+      if (s.hasAttribute('data-running')) {
+        const since = parseTime(s.getAttribute('data-since'));
+        if (!Number.isNaN(since)) {
+          scale = Math.max(scale, now - since);
+        }
+      } else {
+        scale = Math.max(scale, Number(s.getAttribute('data-wall-ms')) || 0);
+      }
+    }
+    const box = `0 0 ${Math.round(scale)} 1`;
+    for (const track of group.querySelectorAll('svg[data-track]')) {
+      if (track.getAttribute('viewBox') !== box) {
+        track.setAttribute('viewBox', box);
+      }
+    }
+    const label = `${(scale / 1000).toFixed(1)} s`;
+    for (const el of group.querySelectorAll('[data-scale-label]')) {
+      if (el.textContent !== label) {
+        el.textContent = label;
+      }
+    }
   }
 }
 
@@ -87,6 +176,7 @@ export function formatElapsed(ms) {
 export function startClock(doc = document) {
   const tick = () => {
     const now = Date.now();
+    syncTimelines(doc, now);
     for (const el of doc.querySelectorAll('[data-since][data-running]')) {
       const since = parseTime(el.getAttribute('data-since'));
       if (!Number.isNaN(since)) {
@@ -100,7 +190,7 @@ export function startClock(doc = document) {
 }
 
 /**
- * Follows the stream named by main's data-stream-url until an `end` frame, then dispatches
+ * Follows the stream named by the element's data-stream-url until an `end` frame, then dispatches
  * `taskrace:end` on the document and calls onEnd. Returns a function that stops following
  * early (without the event).
  *
@@ -115,7 +205,8 @@ export function follow(main, { onEnd } = {}) {
   const events = listed.length ? listed : STREAM_EVENTS;
 
   let source = null;
-  let lastId = '';
+  // The page was rendered up to this event: the stream starts after it.
+  let lastId = main.getAttribute('data-after') || '';
   let delay = BACKOFF_MIN_MS;
   let retryTimer = 0;
   let sawTerminal = false;
@@ -272,14 +363,55 @@ export function wireCopyButtons(doc = document) {
   });
 }
 
+/**
+ * Refreshes every [data-poll="URL"] element from its URL every few seconds, with the same
+ * replace-by-id rule (the capacity on the home page, say).
+ */
+export function startPolling(doc = document, every = 5000) {
+  const els = Array.from(doc.querySelectorAll('[data-poll]'));
+  if (!els.length) {
+    return () => {};
+  }
+  const timer = setInterval(async () => {
+    if (doc.hidden) {
+      return;
+    }
+    for (const el of els) {
+      try {
+        const res = await fetch(el.getAttribute('data-poll'), { headers: { Accept: 'text/html' } });
+        if (res.ok) {
+          applyFragments(await res.text(), doc);
+        }
+      } catch {
+        // The server restarts, the laptop sleeps: try again at the next tick.
+      }
+    }
+  }, every);
+  return () => clearInterval(timer);
+}
+
 function init() {
   wireCopyButtons();
-  const main = document.querySelector('main[data-stream-url]');
-  if (!main) {
+  startPolling();
+  // A run page follows one stream; the compare page one per running run.
+  const live = Array.from(document.querySelectorAll('[data-stream-url]'));
+  syncTimelines();
+  if (!live.length) {
     return;
   }
   const stopClock = startClock();
-  follow(main, { onEnd: stopClock });
+  let running = live.length;
+  for (const el of live) {
+    follow(el, {
+      onEnd: () => {
+        running -= 1;
+        if (running === 0) {
+          stopClock();
+          syncTimelines();
+        }
+      },
+    });
+  }
 }
 
 if (typeof document !== 'undefined') {

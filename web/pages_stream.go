@@ -1,0 +1,369 @@
+package web
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/a-h/templ"
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/taskrace/taskrace/app"
+	"github.com/taskrace/taskrace/templates"
+)
+
+// Frame names of the HTML rendering of an event in app.Event.Frame.
+const (
+	htmlParts = "html-parts" // the fragments, one element a line
+	htmlFrame = "html"       // the same as one SSE frame
+)
+
+// Above coalesceAbove tasks, a viewer's updates are batched every coalesceEvery: a page
+// of ten thousand rows cannot take ten thousand DOM updates a second.
+const (
+	coalesceAbove = 200
+	coalesceEvery = 100 * time.Millisecond
+)
+
+// fragmenter renders a run's events into the HTML its pages swap in. It depends only on
+// the run's immutable fields, so any viewer's fragmenter renders an event to the same bytes,
+// and the first one to render it renders it for every viewer.
+type fragmenter struct {
+	s   *Server
+	run *app.Run
+}
+
+// parts renders e's fragments, one element a line. Events the page already shows when
+// rendered (run.created, task.queued) have none.
+func (f *fragmenter) parts(e *app.Event) []byte {
+	r := f.run
+	var buf bytes.Buffer
+	add := func(c templ.Component) {
+		var b bytes.Buffer
+		if err := c.Render(context.Background(), &b); err != nil {
+			f.s.logger.Error("cannot render a fragment", "run", r.ID, "event", e.Type, "err", err)
+			return
+		}
+		// One element a line: the SSE frame sends each line as a data: line, and a batch
+		// tells fragments apart by line.
+		buf.Write(bytes.ReplaceAll(bytes.ReplaceAll(b.Bytes(), []byte("\r"), nil), []byte("\n"), []byte(" ")))
+		buf.WriteByte('\n')
+	}
+	switch {
+	case e.Terminal():
+		f.terminal(e, add)
+	case e.Index == nil || e.Worker == nil:
+	case e.Type == app.TaskStarted:
+		w := e.Worker.String()
+		add(templates.LaneEl(r, w, templates.ScaleOf(r), nil))
+		add(svgFragment(templates.BarEl(r.ID, w, startedBar(r, e))))
+		add(templates.TaskRow(r, &app.Task{ID: e.TaskID, Index: *e.Index, State: app.TaskStateRunning,
+			Worker: e.Worker, Attempts: e.Attempt, StartedAt: e.At}))
+	case e.Type == app.TaskFinished || e.Type == app.TaskFailed:
+		w := e.Worker.String()
+		b := endedBar(r, e)
+		add(templates.LaneEl(r, w, templates.ScaleOf(r), nil))
+		add(svgFragment(templates.BarEl(r.ID, w, b)))
+		started := app.Time{Time: e.At.Add(-time.Duration(b.DurMS * float64(time.Millisecond)))}
+		add(templates.TaskRow(r, &app.Task{ID: e.TaskID, Index: *e.Index, State: b.State, Worker: e.Worker,
+			Attempts: e.Attempt, StartedAt: started, EndedAt: e.At, DurationMS: e.DurationMS, HTTPStatus: e.Status, Error: e.Error}))
+		if b.State != app.TaskStateRetrying {
+			add(templates.Bump(r.ID, b.State == app.TaskStateFailed))
+		}
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+}
+
+// terminal renders what changes when the run ends, from its stored record.
+func (f *fragmenter) terminal(e *app.Event, add func(templ.Component)) {
+	ctx, cancel := context.WithTimeout(f.s.base, pageTimeout)
+	defer cancel()
+	r, err := f.s.core.Runs.Get(ctx, f.run.ID)
+	if err != nil {
+		// The record is gone or unreachable: end the page from the event alone.
+		cp := *f.run
+		r = &cp
+		r.Status = map[string]string{app.RunFinished: app.StatusFinished, app.RunCanceled: app.StatusCanceled}[e.Type]
+		if r.Status == "" {
+			r.Status = app.StatusInterrupted
+		}
+		r.WallMS, r.Efficiency = e.WallMS, e.Efficiency
+	}
+	res, baseline := f.s.resultRow(ctx, r)
+	add(templates.StatusBadge(r))
+	add(templates.ElapsedClock(r))
+	add(templates.TimelineScale(r))
+	add(templates.Progress(r))
+	add(templates.Actions(r, r.Pinned))
+	add(templates.Summary(r, baseline))
+	add(templates.ResultRow(res))
+}
+
+// svgFragment wraps SVG elements so they parse in the SVG namespace; the page unwraps them.
+func svgFragment(c templ.Component) templ.Component {
+	return templ.ComponentFunc(func(ctx context.Context, w io.Writer) error {
+		if _, err := w.Write([]byte(`<svg data-svg-fragment>`)); err != nil {
+			return err
+		}
+		if err := c.Render(ctx, w); err != nil {
+			return err
+		}
+		_, err := w.Write([]byte(`</svg>`))
+		return err
+	})
+}
+
+// frame is e as one SSE frame of HTML: its ID, its type (end for the terminal one) and its
+// fragments. nil when e has no fragment.
+func (f *fragmenter) frame(e *app.Event) []byte {
+	parts := e.Frame(htmlParts, f.parts)
+	if len(parts) == 0 {
+		return nil
+	}
+	return e.Frame(htmlFrame, func(e *app.Event) []byte {
+		name := e.Type
+		if e.Terminal() {
+			name = "end"
+		}
+		return sseHTML(e.ID, name, parts)
+	})
+}
+
+// sseHTML is an SSE frame whose data is lines of HTML.
+func sseHTML(id, event string, lines []byte) []byte {
+	b := make([]byte, 0, len(lines)+len(id)+len(event)+64)
+	b = append(b, "id: "...)
+	b = append(b, id...)
+	if event != "" {
+		b = append(b, "\nevent: "...)
+		b = append(b, event...)
+	}
+	for line := range bytes.SplitSeq(lines, []byte("\n")) {
+		b = append(b, "\ndata: "...)
+		b = append(b, line...)
+	}
+	return append(b, "\n\n"...)
+}
+
+// batch gathers a viewer's fragments between two flushes; a later fragment of an element
+// replaces an earlier one, so a task that started and ended within a batch costs one update.
+type batch struct {
+	lines [][]byte
+	byID  map[string]int
+	last  string
+}
+
+func (b *batch) add(id string, parts []byte) {
+	b.last = id
+	for line := range bytes.SplitSeq(parts, []byte("\n")) {
+		key := elementID(line)
+		if key == "" {
+			b.lines = append(b.lines, line)
+			continue
+		}
+		if i, ok := b.byID[key]; ok {
+			b.lines[i] = nil
+		}
+		if b.byID == nil {
+			b.byID = map[string]int{}
+		}
+		b.byID[key] = len(b.lines)
+		b.lines = append(b.lines, line)
+	}
+}
+
+// frame is the batch as one SSE frame, and empties it.
+func (b *batch) frame() []byte {
+	var kept [][]byte
+	for _, l := range b.lines {
+		if l != nil {
+			kept = append(kept, l)
+		}
+	}
+	out := sseHTML(b.last, "", bytes.Join(kept, []byte("\n")))
+	b.lines, b.byID = b.lines[:0], nil
+	return out
+}
+
+// elementID is the id of the first element of a fragment line ("" for none), or, for an
+// SVG wrapper, of the element it wraps.
+func elementID(line []byte) string {
+	i := bytes.Index(line, []byte(` id="`))
+	if i < 0 {
+		return ""
+	}
+	rest := line[i+5:]
+	j := bytes.IndexByte(rest, '"')
+	if j < 0 {
+		return ""
+	}
+	return string(rest[:j])
+}
+
+// htmlStream streams a run's events as HTML fragments for its pages: the same contract as
+// the JSON stream (resume after Last-Event-ID or ?after=, ping, 204 once ended), with each
+// event rendered once for every viewer.
+func (s *Server) htmlStream(c *fiber.Ctx) error {
+	runID := strings.Clone(c.Params("id"))
+	after := strings.Clone(c.Get("Last-Event-ID"))
+	if after == "" {
+		after = strings.Clone(c.Query("after"))
+	}
+	if after != "" && !app.ValidEventID(after) {
+		return newProblem(http.StatusBadRequest, "after: must be an event ID like 1700000000000-0; got "+after)
+	}
+	ctx, cancel := context.WithTimeout(c.UserContext(), s.apiTimeout)
+	defer cancel()
+	r, err := s.core.Runs.Get(ctx, runID)
+	if err != nil {
+		return err
+	}
+	if r.Ended() && after != "" {
+		more, err := s.core.Log.Read(ctx, runID, after, 1)
+		if err != nil {
+			return err
+		}
+		if len(more) == 0 {
+			return c.SendStatus(fiber.StatusNoContent)
+		}
+	}
+	f := &fragmenter{s: s, run: r}
+	// The connection is taken over rather than given a body stream writer: fasthttp's stream
+	// writer costs a second goroutine and a pipe per viewer, and a talk has hundreds of them.
+	// The body runs until the connection closes, which an event stream does anyway.
+	c.Context().HijackSetNoResponse(true)
+	c.Context().Hijack(func(conn net.Conn) {
+		w := bufio.NewWriterSize(conn, 4096)
+		if _, err := w.WriteString(sseHTMLHeader); err != nil {
+			return
+		}
+		s.streamHTML(w, f, after)
+	})
+	return nil
+}
+
+// sseHTMLHeader starts the response of a hijacked event stream (HTML or JSON).
+const sseHTMLHeader = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n" +
+	"X-Accel-Buffering: no\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n"
+
+// streamHTML follows the run on the stream writer's own goroutine: no goroutine per viewer
+// waits beside it. Pings and batch flushes run from timers, which hold no goroutine while
+// they wait; mu orders their writes with the events'.
+func (s *Server) streamHTML(w *bufio.Writer, f *fragmenter, after string) {
+	runID := f.run.ID
+	defer func() {
+		if p := recover(); p != nil {
+			s.logger.Error("panic in an HTML stream", "run", runID, "panic", p, "stack", stack())
+		}
+	}()
+	ctx, cancel := context.WithCancel(s.base)
+	defer cancel()
+
+	var mu sync.Mutex
+	var pending batch
+	closed := false                // set when this returns: a timer firing late must not touch w
+	write := func(b []byte) bool { // with mu held
+		if closed || ctx.Err() != nil {
+			return false
+		}
+		if _, err := w.Write(b); err != nil || w.Flush() != nil {
+			cancel() // the client left: end the watch
+			return false
+		}
+		return true
+	}
+	mu.Lock()
+	ok := write([]byte("retry: 2000\n\n"))
+	mu.Unlock()
+	if !ok {
+		return
+	}
+	var ping *time.Timer
+	ping = time.AfterFunc(s.pingEvery, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if write([]byte(": ping\n\n")) {
+			ping.Reset(s.pingEvery)
+		}
+	})
+	var flush *time.Timer
+	flushBatch := func() { // with mu held
+		if len(pending.lines) > 0 {
+			write(pending.frame())
+		}
+	}
+	defer func() {
+		mu.Lock()
+		closed = true
+		ping.Stop()
+		if flush != nil {
+			flush.Stop()
+		}
+		mu.Unlock()
+	}()
+
+	coalesce := f.run.Tasks > coalesceAbove
+	last := after
+	err := s.core.Feed.Watch(ctx, runID, after, func(e *app.Event) error {
+		fr := f.frame(e)
+		mu.Lock()
+		defer mu.Unlock()
+		last = e.ID
+		switch {
+		case e.Terminal():
+			flushBatch()
+			write(fr)
+		case fr == nil:
+		case !coalesce:
+			write(fr)
+		default:
+			pending.add(e.ID, e.Frame(htmlParts, f.parts))
+			if flush == nil {
+				flush = time.AfterFunc(coalesceEvery, func() {
+					mu.Lock()
+					defer mu.Unlock()
+					flushBatch()
+					flush = nil
+				})
+			}
+		}
+		return ctx.Err()
+	})
+	if err != nil && ctx.Err() == nil {
+		s.logger.Warn("HTML stream ended before its run", "run", runID, "err", err)
+	}
+	if s.base.Err() != nil {
+		// Shutting down: local runs were interrupted first; send what the log holds up to
+		// the run's end, so the page shows run.interrupted rather than a cut stream.
+		mu.Lock()
+		defer mu.Unlock() // before the closing defer above takes mu
+		if len(pending.lines) > 0 {
+			if _, err := w.Write(pending.frame()); err != nil {
+				return
+			}
+		}
+		rctx, rcancel := context.WithTimeout(context.Background(), time.Second)
+		defer rcancel()
+		evs, err := s.core.Log.Read(rctx, runID, last, 1000)
+		if err != nil {
+			return
+		}
+		for _, e := range evs {
+			if fr := f.frame(e); fr != nil {
+				if _, err := w.Write(fr); err != nil {
+					return
+				}
+			}
+			if e.Terminal() {
+				break
+			}
+		}
+		w.Flush()
+	}
+}
