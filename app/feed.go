@@ -147,7 +147,10 @@ func (f *Feed) subscribe(runID string) *subscription {
 	f.mu.Unlock()
 	if !ok {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		f.rdb.XAdd(ctx, &redis.XAddArgs{Stream: f.wake, MaxLen: 10, Approx: true, Values: []string{"w", runID}})
+		p := f.rdb.Pipeline()
+		p.XAdd(ctx, &redis.XAddArgs{Stream: f.wake, MaxLen: 10, Approx: true, Values: []string{"w", runID}})
+		p.Expire(ctx, f.wake, time.Hour) // a process that is gone leaves no wake-up stream for long
+		p.Exec(ctx)
 		cancel()
 	}
 	return s
