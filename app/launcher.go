@@ -147,26 +147,29 @@ func (l *Launcher) Launch(ctx context.Context, p Plan) (*Run, error) {
 		queued[i] = &Event{Type: TaskQueued, RunID: r.ID, Index: ptr(i), TaskID: TaskID(r.ID, i), At: at}
 	}
 	if err := l.c.Log.AppendAll(ctx, queued); err != nil {
-		l.failToStart(r, err)
+		l.failToStart(ctx, r, err)
 		return nil, err
 	}
+	l.c.Logger.InfoContext(ctx, "run launched", "run", r.ID, "mode", r.Mode, "tasks", r.Tasks, "delay_ms", r.DelayMS, "parallelism", r.Parallelism)
 	if p.Mode.Local() {
 		l.startLocal(r)
 		return r, nil
 	}
 	if err := l.enqueue(ctx, r); err != nil {
-		l.failToStart(r, err)
+		l.failToStart(ctx, r, err)
 		return nil, err
 	}
 	return r, nil
 }
 
-// failToStart records that r could not start, so that its record says so.
-func (l *Launcher) failToStart(r *Run, cause error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+// failToStart records that r could not start, so that its record says so. It logs with the
+// launching request's context (and so its request ID), but outlives its cancelation.
+func (l *Launcher) failToStart(ctx context.Context, r *Run, cause error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
+	l.c.Logger.WarnContext(ctx, "run failed to start", "run", r.ID, "err", cause)
 	if _, err := l.c.Runs.End(ctx, refOf(r), StatusInterrupted, "failed to start: "+ErrorMessage(cause)); err != nil {
-		l.c.Logger.Warn("cannot mark a run that failed to start", "run", r.ID, "err", err)
+		l.c.Logger.WarnContext(ctx, "cannot mark a run that failed to start", "run", r.ID, "err", err)
 	}
 }
 
@@ -333,7 +336,7 @@ func (l *Launcher) Cancel(ctx context.Context, id string) (*Run, error) {
 	}
 	// Every process hears of it: owners stop local runs, workers drop the run's retries.
 	if err := l.c.Redis.Client.Publish(ctx, keyCancel, id).Err(); err != nil {
-		l.c.Logger.Warn("cannot publish cancel", "run", id, "err", err)
+		l.c.Logger.WarnContext(ctx, "cannot publish cancel", "run", id, "err", err)
 	}
 	if !r.Mode.Local() {
 		l.cancelTasks(r)

@@ -42,6 +42,7 @@ func TestRequestIDInEveryLineItCauses(t *testing.T) {
 	h := start(t)
 	h.srv.logger = slog.New(slog.NewJSONHandler(&sink, nil))
 	h.srv.logger = slog.New(appLogHandler(h.srv.logger))
+	h.core.Logger = h.srv.logger // the domain's lines too
 
 	res := h.get("/api/runs/01ARZ3NDEKTSV4RRFFQ69G5FAV", "X-Request-ID", "talk-42")
 	if res.header.Get("X-Request-ID") != "talk-42" {
@@ -55,8 +56,14 @@ func TestRequestIDInEveryLineItCauses(t *testing.T) {
 	// A launch the domain refuses: no worker is live for a distributed run.
 	h.do("POST", "/api/runs", map[string]any{"mode": "distributed", "tasks": 1}, "X-Request-ID", "launch-7")
 
+	h.do("POST", "/api/runs", map[string]any{"mode": "sequential", "tasks": 1, "delay_ms": 0}, "X-Request-ID", "launch-8")
+
 	seen := map[string]int{}
+	launched := false
 	for _, l := range sink.lines() {
+		if l["msg"] == "run launched" && l["request_id"] == "launch-8" {
+			launched = true
+		}
 		id, _ := l["request_id"].(string)
 		if id == "" {
 			t.Errorf("a log line without request_id: %v", l)
@@ -69,6 +76,9 @@ func TestRequestIDInEveryLineItCauses(t *testing.T) {
 	// The failed launch (no worker: 503) logs its cause and its request line, both with its ID.
 	if seen["launch-7"] < 2 {
 		t.Errorf("launch-7 caused %d lines, want its warning and its request line", seen["launch-7"])
+	}
+	if !launched {
+		t.Error("the domain's line about the launch does not carry the request's ID")
 	}
 	if res := h.get("/healthz"); res.status != http.StatusOK {
 		t.Fatal(res.status)
