@@ -116,6 +116,25 @@ func TestTopologySpreadsOverWorkers(t *testing.T) {
 	if tl.Run.Status != "finished" || tl.Run.Done != 20 || tl.Run.Failed != 0 {
 		t.Errorf("run %+v, want finished with 20 done, none failed", tl.Run)
 	}
+
+	// The workers view lists the two worker processes (the web process runs none).
+	var workers struct {
+		Servers []struct {
+			PID         int `json:"pid"`
+			Concurrency int `json:"concurrency"`
+		} `json:"servers"`
+		Capacity int `json:"capacity"`
+	}
+	if code := web.getJSON("/api/workers", &workers); code != 200 {
+		t.Fatalf("GET /api/workers: %d", code)
+	}
+	listed := map[int]bool{}
+	for _, s := range workers.Servers {
+		listed[s.PID] = true
+	}
+	if len(workers.Servers) != 2 || !listed[w1.pid()] || !listed[w2.pid()] || workers.Capacity != 10 {
+		t.Errorf("workers view lists %+v (capacity %d); want pids %d and %d, 10 slots", workers.Servers, workers.Capacity, w1.pid(), w2.pid())
+	}
 }
 
 // A worker killed mid-run leaves its active tasks to asynq's lease recovery (60–120 s).
