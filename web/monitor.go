@@ -132,8 +132,14 @@ func (m *monitor) embeddedRedisInfo(c *fiber.Ctx, handler http.Handler) error {
 	if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &info) != nil {
 		return writeProblem(c, newProblem(http.StatusServiceUnavailable, "cannot read Redis's info: Redis may be unreachable"))
 	}
-	if info.Info == nil {
-		info.Info = map[string]string{}
+	// Embedded Redis ends its INFO lines with \n alone, which asynqmon's parser does not
+	// split: parse them here.
+	info.Info = map[string]string{}
+	for _, line := range strings.Split(info.RawInfo, "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if ok && !strings.HasPrefix(k, "#") {
+			info.Info[k] = v
+		}
 	}
 	for _, k := range monitorRedisFields {
 		if info.Info[k] == "" {

@@ -176,6 +176,14 @@ func TestMonitorSaysEmbeddedRedisHasNoFigures(t *testing.T) {
 			t.Errorf("redis_info %s = %q: the page would show undefined", k, v)
 		}
 	}
+	if info.Info["connected_clients"] == noFigures || info.Info["connected_clients"] == "" {
+		t.Errorf("connected_clients = %q, want the figure embedded Redis does report", info.Info["connected_clients"])
+	}
+	for k := range info.Info {
+		if strings.ContainsAny(k, "#\n") {
+			t.Errorf("INFO parsed into a key %q", k)
+		}
+	}
 	if info.Info["used_memory_human"] != noFigures {
 		t.Errorf("used_memory_human = %q, want it to say embedded Redis has no such figure", info.Info["used_memory_human"])
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -37,8 +38,11 @@ func (s *Server) requestID(c *fiber.Ctx) error {
 		}
 	}
 	level := slog.LevelInfo
-	if status >= 500 {
+	switch {
+	case status >= 500:
 		level = slog.LevelWarn
+	case strings.HasPrefix(c.Path(), "/httpbin/") || strings.HasPrefix(c.Path(), "/static/"):
+		level = slog.LevelDebug // the tasks' own calls and assets: one line each would drown the rest
 	}
 	s.logger.Log(c.UserContext(), level, "request", "method", c.Method(), "path", c.Path(),
 		"status", status, "duration_ms", float64(time.Since(start).Microseconds())/1000)
