@@ -1,6 +1,6 @@
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: build test generate css check-generated lint bench run
+.PHONY: build test generate css check-generated lint bench run screenshots
 
 build:
 	go build -trimpath -ldflags "-X main.version=$(VERSION)" -o bin/taskrace .
@@ -31,3 +31,7 @@ bench:
 
 run:
 	go run . serve
+
+# Retakes the README's screenshots (docs/screenshots/) with the browser tests.
+screenshots:
+	UPDATE_SCREENSHOTS=1 go test -count=1 -run 'TestBrowser' ./web/

@@ -25,6 +25,25 @@ type Page struct {
 	Description string // Open Graph description; empty for no Open Graph tags
 	URL         string // the page's absolute URL, for Open Graph
 	Scripts     []string
+	Access      Access
+}
+
+// Access is what the viewer may do, for the navigation and for which buttons a page offers.
+// The server enforces the same rules on every request; the page only avoids offering what
+// would be refused.
+type Access struct {
+	Open      bool   // no ADMIN_TOKEN: everyone may do everything
+	Admin     bool   // the viewer is the admin (always, in open mode)
+	CanLaunch bool   // the viewer may launch runs: the admin, or anyone with PUBLIC_LAUNCH
+	Path      string // the page's path and query, where signing in returns to
+}
+
+// LoginURL is the sign-in page, returning to path.
+func LoginURL(path string) string {
+	if path == "" {
+		path = "/"
+	}
+	return "/login?next=" + url.QueryEscape(path)
 }
 
 // Asset is the content-hashed URL of a static file.
@@ -63,6 +82,63 @@ type RunView struct {
 	Present  bool
 	Pinned   bool
 	Error    string
+	Queue    string      // the asynq queue of a distributed run's tasks, for links to the monitor
+	Procs    []ProcTally // how many tasks each worker process took
+	Lost     []LostWorker
+}
+
+// ProcTally is how many of a run's tasks one worker process took (ran last, or is running).
+type ProcTally struct {
+	Process string // host:pid
+	Tasks   int
+	Lost    bool // it stopped heartbeating with some of the run's tasks in hand
+}
+
+// LostWorker is a worker process that is gone with some of a run's tasks in hand.
+type LostWorker struct {
+	Process    string
+	Tasks      []int
+	RetryAfter app.Time // earliest retry of its leased tasks; zero when asynq requeued them all
+	RetryBy    app.Time
+}
+
+// LostWorkersOf gathers a run's orphaned tasks by worker process.
+func LostWorkersOf(tasks []*app.Task) []LostWorker {
+	var out []LostWorker
+	at := map[string]int{}
+	for _, t := range tasks {
+		o := t.Orphaned
+		if o == nil {
+			continue
+		}
+		i, ok := at[o.Worker]
+		if !ok {
+			i = len(out)
+			at[o.Worker] = i
+			out = append(out, LostWorker{Process: o.Worker})
+		}
+		l := &out[i]
+		l.Tasks = append(l.Tasks, t.Index)
+		if o.RetryAfter != nil && (l.RetryAfter.IsZero() || o.RetryAfter.Before(l.RetryAfter.Time)) {
+			l.RetryAfter = *o.RetryAfter
+		}
+		if o.RetryBy != nil && o.RetryBy.After(l.RetryBy.Time) {
+			l.RetryBy = *o.RetryBy
+		}
+	}
+	return out
+}
+
+// TaskList is "task 3" or "tasks 2, 3 and 7".
+func TaskList(idx []int) string {
+	if len(idx) == 1 {
+		return "task " + strconv.Itoa(idx[0])
+	}
+	parts := make([]string, len(idx))
+	for i, n := range idx {
+		parts[i] = strconv.Itoa(n)
+	}
+	return "tasks " + strings.Join(parts[:len(parts)-1], ", ") + " and " + parts[len(parts)-1]
 }
 
 // Live reports whether the page follows the run's stream.
@@ -158,6 +234,54 @@ func (v *CompareView) AnyLive() bool {
 	}
 	return false
 }
+
+// WorkersView is the workers page: the live asynq servers of the run queue.
+type WorkersView struct {
+	Page     Page
+	Servers  []WorkerServer
+	Capacity int
+	At       time.Time
+	Error    string
+}
+
+// WorkerServer is one live asynq server, as the workers page shows it.
+type WorkerServer struct {
+	Host        string
+	PID         int
+	Concurrency int
+	Queues      []string
+	Started     time.Time
+	Status      string
+	Active      []ActiveTask
+}
+
+// ActiveTask is a task a worker is executing, as of its last heartbeat.
+type ActiveTask struct {
+	TaskID string
+	RunID  string // empty for a task that is not taskrace's
+	Index  int
+}
+
+// WorkersSummary is "2 workers · 10 slots · 3 tasks active".
+func (v WorkersView) WorkersSummary() string {
+	active := 0
+	for _, s := range v.Servers {
+		active += len(s.Active)
+	}
+	return plural(len(v.Servers), "worker", "workers") + " · " + plural(v.Capacity, "slot", "slots") + " · " +
+		plural(active, "task", "tasks") + " active"
+}
+
+// UTCClock formats t as 15:04:05 UTC, "—" for the zero time.
+func UTCClock(t time.Time) string {
+	if t.IsZero() {
+		return "—"
+	}
+	return t.UTC().Format("2006-01-02 15:04:05") + " UTC"
+}
+
+// ShortID is the last eight characters of a run ID, as the run list shows it.
+func ShortID(id string) string { return id[max(0, len(id)-8):] }
 
 // ErrorView is an error page.
 type ErrorView struct {
@@ -315,6 +439,32 @@ func BarID(runID string, index, attempt int) string {
 // RowID is the element ID of a task's row.
 func RowID(runID string, index int) string { return "task-" + runID + "-" + strconv.Itoa(index) }
 
+// TaskStateOrphaned is how a task whose worker process is gone reads on the page; it is
+// not a state of the domain, which still has it running until asynq retries it.
+const TaskStateOrphaned = "orphaned"
+
+// ShownState is a task's state as the page shows it: orphaned while its worker is lost.
+func ShownState(t *app.Task) string {
+	if t.Orphaned != nil {
+		return TaskStateOrphaned
+	}
+	return t.State
+}
+
+// HourClock formats an event time as 15:04:05, in UTC.
+func HourClock(t *app.Time) string {
+	if t == nil || t.IsZero() {
+		return "—"
+	}
+	return t.UTC().Format("15:04:05")
+}
+
+// MonitorTaskURL is a task's page in the embedded asynqmon (its route
+// /queues/:qname/tasks/:taskId under /monitor).
+func MonitorTaskURL(queue, taskID string) string {
+	return "/monitor/queues/" + url.PathEscape(queue) + "/tasks/" + url.PathEscape(taskID)
+}
+
 // StateWord is how a state reads next to its icon.
 func StateWord(state string) string { return state }
 
@@ -331,6 +481,8 @@ func StateIcon(state string) string {
 		return "✕"
 	case app.TaskStateRetrying:
 		return "↻"
+	case TaskStateOrphaned, "lost":
+		return "⚠"
 	}
 	return "•"
 }
@@ -537,6 +689,8 @@ func StateBadgeClass(state string) string {
 		return "badge badge-failed"
 	case app.TaskStateRetrying:
 		return "badge badge-retrying"
+	case TaskStateOrphaned, "lost":
+		return "badge badge-orphaned"
 	}
 	return "badge badge-queued"
 }
@@ -552,6 +706,8 @@ func RowBarClass(state string) string {
 		return "rowbar h-2 rounded bar-failed"
 	case app.TaskStateRetrying:
 		return "rowbar h-2 rounded bar-retrying"
+	case TaskStateOrphaned:
+		return "rowbar h-2 rounded bar-failed"
 	}
 	return "rowbar h-2 rounded bar-queued"
 }

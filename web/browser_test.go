@@ -208,9 +208,11 @@ func (b *browser) until(ctx context.Context, within time.Duration, what, expr st
 	}
 }
 
-// screenshot writes a PNG of the viewport to artifacts/ and, when readme is set, a
-// half-scale copy to docs/screenshots/ for the README.
+// screenshot writes a PNG of the viewport to artifacts/ and, when readme is set and
+// UPDATE_SCREENSHOTS=1 (make screenshots), a half-scale copy to docs/screenshots/ for the
+// README: the committed pictures change only when someone means them to.
 func (b *browser) screenshot(ctx context.Context, name string, readme bool) {
+	readme = readme && os.Getenv("UPDATE_SCREENSHOTS") == "1"
 	b.t.Helper()
 	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
 	if err != nil {
@@ -716,5 +718,126 @@ func TestBrowserDocsOffline(t *testing.T) {
 			t.Errorf("/docs loaded %s", u)
 		}
 	}
+	b.noConsoleErrors()
+}
+
+// axeFindings runs axe-core on the page and fails the test on a serious or critical finding.
+func axeFindings(t *testing.T, b *browser, ctx context.Context, name string) {
+	t.Helper()
+	axe, err := os.ReadFile(filepath.Join(repoRoot(t), "node_modules", "axe-core", "axe.min.js"))
+	if err != nil {
+		t.Fatalf("axe-core is missing (run npm ci): %v", err)
+	}
+	axeJS, _ := json.Marshal(string(axe))
+	type violation struct {
+		ID, Impact, Help string
+		Nodes            []struct{ Target []string }
+	}
+	vs := eval[[]violation](b, ctx, `(async () => { if (!window.axe) { (0, eval)(`+string(axeJS)+`); }
+		const r = await axe.run(document, { resultTypes: ['violations'] });
+		return r.violations.map(v => ({ID: v.id, Impact: v.impact || '', Help: v.help, Nodes: v.nodes.slice(0, 3).map(n => ({Target: n.target.map(String)}))})); })()`)
+	t.Logf("%s: %d axe findings", name, len(vs))
+	for _, v := range vs {
+		t.Logf("  %s %s: %s %v", v.Impact, v.ID, v.Help, v.Nodes)
+		if v.Impact == "serious" || v.Impact == "critical" {
+			t.Errorf("%s: axe %s %s: %s %v", name, v.Impact, v.ID, v.Help, v.Nodes)
+		}
+	}
+}
+
+func TestBrowserMonitorListsTheQueueAndOpensATask(t *testing.T) {
+	t.Parallel()
+	h := start(t, withWorker())
+	b := newBrowser(t, h.base)
+	ctx := b.ctx
+	r := h.launch(map[string]any{"mode": "distributed", "tasks": 3, "delay_ms": 50})
+	h.follow(r.ID)
+
+	b.open(ctx, "/monitor/")
+	b.until(ctx, 15*time.Second, "the queues page to list the taskrace queue",
+		`[...document.querySelectorAll('table td, table th, table a')].some(e => e.textContent.trim() === 'taskrace')`)
+	b.screenshot(ctx, "monitor-queues", false)
+
+	// From the run's page, the task's link opens it in the monitor.
+	b.open(ctx, "/runs/"+r.ID)
+	task := app.TaskID(r.ID, 1)
+	b.do(ctx, chromedp.Click(chromedp.CSS(`#`+templates.RowID(r.ID, 1)+` a[data-monitor-link]`)))
+	b.until(ctx, 15*time.Second, "the monitor's page of task "+task,
+		fmt.Sprintf(`location.pathname === '/monitor/queues/taskrace/tasks/%s' && document.body.innerText.includes(%q)`, task, task))
+	b.screenshot(ctx, "monitor-task", false)
+	for _, u := range eval[[]string](b, ctx, `performance.getEntriesByType('resource').map(e => e.name)`) {
+		if !strings.HasPrefix(u, h.base+"/") {
+			t.Errorf("the monitor loaded %s", u)
+		}
+	}
+	b.noConsoleErrors()
+}
+
+func TestBrowserWorkersPageIsLive(t *testing.T) {
+	t.Parallel()
+	h := start(t, withWorker())
+	b := newBrowser(t, h.base)
+	ctx := b.ctx
+	host, _ := os.Hostname()
+	proc := fmt.Sprintf("%s:%d", host, os.Getpid())
+
+	b.open(ctx, "/workers")
+	if !eval[bool](b, ctx, fmt.Sprintf(`!!document.querySelector('tr[data-worker=%q]') && !document.querySelector('[data-active-task]')`, proc)) {
+		t.Fatalf("the workers page does not list the idle worker %s", proc)
+	}
+	// Launched after the page loaded: only the stream can bring its tasks in. asynq reports
+	// them on its next heartbeat, within 5 s.
+	r := h.launch(map[string]any{"mode": "distributed", "tasks": 2, "delay_ms": 8000})
+	b.until(ctx, 10*time.Second, "the page to show the run's active tasks from the stream",
+		fmt.Sprintf(`document.querySelector('[data-workers]').dataset.updates > 0 && document.querySelectorAll('a[data-active-task^=%q]').length === 2`, r.ID))
+	if got := eval[string](b, ctx, `document.querySelector('[data-workers-summary]').textContent`); got != "1 worker · 5 slots · 2 tasks active" {
+		t.Errorf("summary %q", got)
+	}
+	if href := eval[string](b, ctx, `document.querySelector('a[data-active-task]').getAttribute('href')`); !strings.HasPrefix(href, "/runs/"+r.ID+"#task-") {
+		t.Errorf("an active task links to %q, want its run's row", href)
+	}
+	b.screenshot(ctx, "workers", false)
+
+	for _, theme := range []string{"light", "dark"} {
+		if theme == "dark" {
+			b.do(ctx, chromedp.Click(chromedp.CSS(`[data-theme-toggle]`)))
+			b.until(ctx, 2*time.Second, "dark mode", `document.documentElement.classList.contains('dark')`)
+			b.open(ctx, "/workers") // again, remembered: no colours mid-transition
+		}
+		b.until(ctx, 10*time.Second, "active tasks", `document.querySelector('a[data-active-task]')`)
+		axeFindings(t, b, ctx, "/workers ("+theme+")")
+	}
+	b.screenshot(ctx, "workers-dark", false)
+
+	mctx := b.fresh()
+	b.do(mctx, chromedp.EmulateViewport(375, 800, chromedp.EmulateMobile))
+	b.open(mctx, "/workers")
+	if w := eval[int](b, mctx, `document.documentElement.scrollWidth`); w > 375 {
+		t.Errorf("/workers is %d px wide at 375 px", w)
+	}
+	b.screenshot(mctx, "workers-375", false)
+	if _, err := h.core.Launcher.Cancel(t.Context(), r.ID); err != nil {
+		t.Fatal(err)
+	}
+	b.noConsoleErrors()
+}
+
+func TestBrowserRunPageShowsWorkerLoss(t *testing.T) {
+	t.Parallel()
+	h := start(t)
+	b := newBrowser(t, h.base)
+	ctx := b.ctx
+	r, _ := orphanedRun(t, h)
+	b.open(ctx, "/runs/"+r.ID)
+	b.until(ctx, 5*time.Second, "the orphaned tasks", `document.querySelectorAll('tr[data-orphaned] [data-state=orphaned]').length === 2`)
+	if got := eval[string](b, ctx, `document.querySelector('#`+templates.RowID(r.ID, 2)+` [data-orphan]').innerText`); !strings.Contains(got, "asynq retries between") {
+		t.Errorf("the leased orphan reads %q", got)
+	}
+	eval[bool](b, ctx, `(document.getElementById("procs-title").scrollIntoView({block: "start"}), true)`)
+	b.screenshot(ctx, "run-worker-lost", false)
+	axeFindings(t, b, ctx, "a run with a lost worker")
+	// The notice is refreshed while the run is live: drop it, and the next poll brings it back.
+	eval[bool](b, ctx, `(document.getElementById("lost-`+r.ID+`").replaceChildren(), true)`)
+	b.until(ctx, 8*time.Second, "the lost worker's notice to come back", `document.querySelector('[data-lost="lost:42"]')`)
 	b.noConsoleErrors()
 }

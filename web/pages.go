@@ -44,6 +44,8 @@ func (s *Server) registerPages() {
 	s.app.Get("/compare", s.comparePage)
 	s.app.Post("/compare/cancel", s.cancelAllForm)
 	s.app.Get("/partials/capacity", s.capacityPartial)
+	s.app.Get("/workers", s.workersPage)
+	s.app.Get("/runs/:id/workers", s.runWorkersPartial)
 }
 
 // render writes a page.
@@ -63,7 +65,18 @@ func (s *Server) render(c *fiber.Ctx, status int, page templ.Component) error {
 
 // page is the layout's view of a request.
 func (s *Server) page(c *fiber.Ctx, title, nav string) templates.Page {
-	return templates.Page{Title: title, Nav: nav, Embedded: s.cfg.Embedded, Present: c.Query("present") == "1"}
+	return templates.Page{Title: title, Nav: nav, Embedded: s.cfg.Embedded, Present: c.Query("present") == "1",
+		Access: s.access(c)}
+}
+
+// access is what the request's viewer may do, as the guard decides it.
+func (s *Server) access(c *fiber.Ctx) templates.Access {
+	admin := s.isAdmin(c)
+	path := string(c.Request().URI().RequestURI())
+	if c.Method() != fiber.MethodGet || !localPath(path) {
+		path = "/" // a form's answer: back to the dashboard after signing in
+	}
+	return templates.Access{Open: s.cfg.AdminToken == "", Admin: admin, CanLaunch: admin || s.cfg.PublicLaunch, Path: path}
 }
 
 // pageError renders err as a page, with the status its code maps to.
@@ -332,7 +345,14 @@ func (s *Server) runView(ctx context.Context, id string, page int) (*templates.R
 		return nil, err
 	}
 	tl := app.Fold(r, evs)
-	v := &templates.RunView{Run: r, Pinned: r.Pinned, Lanes: lanesOf(r, evs), ScaleMS: templates.ScaleOf(r)}
+	if err := s.core.MarkOrphans(ctx, tl); err != nil {
+		s.logger.Warn("cannot check the run's workers", "run", id, "err", err)
+	}
+	v := &templates.RunView{Run: r, Pinned: r.Pinned, Lanes: lanesOf(r, evs), ScaleMS: templates.ScaleOf(r),
+		Procs: procTallies(tl.Tasks), Lost: templates.LostWorkersOf(tl.Tasks)}
+	if r.Mode == app.Distributed {
+		v.Queue = s.core.Config.Queue
+	}
 	if n := len(evs); n > 0 {
 		v.After = evs[n-1].ID
 	}
@@ -347,6 +367,49 @@ func (s *Server) runView(ctx context.Context, id string, page int) (*templates.R
 		}
 	}
 	return v, nil
+}
+
+// procTallies counts the tasks each worker process took, in order of host and pid; a
+// process holding an orphaned task is lost.
+func procTallies(tasks []*app.Task) []templates.ProcTally {
+	type key struct {
+		host string
+		pid  int
+	}
+	at := map[key]int{}
+	var out []templates.ProcTally
+	var keys []key
+	for _, t := range tasks {
+		if t.Worker == nil {
+			continue
+		}
+		k := key{t.Worker.Host, t.Worker.PID}
+		i, ok := at[k]
+		if !ok {
+			i = len(out)
+			at[k] = i
+			out = append(out, templates.ProcTally{Process: t.Worker.Process()})
+			keys = append(keys, k)
+		}
+		out[i].Tasks++
+		out[i].Lost = out[i].Lost || t.Orphaned != nil
+	}
+	order := make([]int, len(out))
+	for i := range order {
+		order[i] = i
+	}
+	sort.Slice(order, func(a, b int) bool {
+		ka, kb := keys[order[a]], keys[order[b]]
+		if ka.host != kb.host {
+			return ka.host < kb.host
+		}
+		return ka.pid < kb.pid
+	})
+	sorted := make([]templates.ProcTally, len(out))
+	for i, j := range order {
+		sorted[i] = out[j]
+	}
+	return sorted
 }
 
 // lanesOf lays a run's attempts out in lanes, one per worker slot in order of first use.
@@ -448,6 +511,32 @@ func (s *Server) runPage(c *fiber.Ctx) error {
 	p.URL = v.URL
 	p.Scripts = []string{"js/replay.js"}
 	return s.render(c, http.StatusOK, templates.RunPage(p, v))
+}
+
+// runWorkersPartial is what a live distributed run's page refreshes every few seconds: the
+// lost workers and the tasks each worker took, one element a line.
+func (s *Server) runWorkersPartial(c *fiber.Ctx) error {
+	ctx, cancel := pageContext(c)
+	defer cancel()
+	tl, err := s.timeline(ctx, c.Params("id"))
+	if err != nil {
+		return s.pageError(c, err)
+	}
+	var buf bytes.Buffer
+	for _, part := range []templ.Component{
+		templates.LostWorkers(tl.Run.ID, templates.LostWorkersOf(tl.Tasks)),
+		templates.ProcTallies(tl.Run.ID, procTallies(tl.Tasks)),
+	} {
+		var b bytes.Buffer
+		if err := part.Render(ctx, &b); err != nil {
+			return err
+		}
+		buf.Write(bytes.ReplaceAll(bytes.ReplaceAll(b.Bytes(), []byte("\r"), nil), []byte("\n"), []byte(" ")))
+		buf.WriteByte('\n')
+	}
+	c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return c.Send(buf.Bytes())
 }
 
 // cancelForm cancels a run from its page and shows the page again.

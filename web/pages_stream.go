@@ -64,7 +64,7 @@ func (f *fragmenter) parts(e *app.Event) []byte {
 		add(templates.LaneEl(r, w, templates.ScaleOf(r), nil))
 		add(svgFragment(templates.BarEl(r.ID, w, startedBar(r, e))))
 		add(templates.TaskRow(r, &app.Task{ID: e.TaskID, Index: *e.Index, State: app.TaskStateRunning,
-			Worker: e.Worker, Attempts: e.Attempt, StartedAt: e.At}))
+			Worker: e.Worker, Attempts: e.Attempt, StartedAt: e.At}, f.queue()))
 	case e.Type == app.TaskFinished || e.Type == app.TaskFailed:
 		w := e.Worker.String()
 		b := endedBar(r, e)
@@ -72,7 +72,7 @@ func (f *fragmenter) parts(e *app.Event) []byte {
 		add(svgFragment(templates.BarEl(r.ID, w, b)))
 		started := app.Time{Time: e.At.Add(-time.Duration(b.DurMS * float64(time.Millisecond)))}
 		add(templates.TaskRow(r, &app.Task{ID: e.TaskID, Index: *e.Index, State: b.State, Worker: e.Worker,
-			Attempts: e.Attempt, StartedAt: started, EndedAt: e.At, DurationMS: e.DurationMS, HTTPStatus: e.Status, Error: e.Error}))
+			Attempts: e.Attempt, StartedAt: started, EndedAt: e.At, DurationMS: e.DurationMS, HTTPStatus: e.Status, Error: e.Error}, f.queue()))
 		if b.State != app.TaskStateRetrying {
 			add(templates.Bump(r.ID, b.State == app.TaskStateFailed))
 		}
@@ -103,6 +103,20 @@ func (f *fragmenter) terminal(e *app.Event, add func(templ.Component)) {
 	add(templates.Actions(r, r.Pinned))
 	add(templates.Summary(r, baseline))
 	add(templates.ResultRow(res))
+	if r.Mode == app.Distributed {
+		if evs, err := f.s.core.Log.ReadAll(ctx, r.ID); err == nil {
+			add(templates.ProcTallies(r.ID, procTallies(app.Fold(r, evs).Tasks)))
+		}
+	}
+}
+
+// queue is the asynq queue of the run's tasks, for their links to the monitor; none for a
+// run that is not distributed.
+func (f *fragmenter) queue() string {
+	if f.run.Mode != app.Distributed {
+		return ""
+	}
+	return f.s.core.Config.Queue
 }
 
 // svgFragment wraps SVG elements so they parse in the SVG namespace; the page unwraps them.

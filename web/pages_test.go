@@ -7,13 +7,18 @@ import (
 	"io/fs"
 	"net/http"
 	"net/url"
+	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/taskrace/taskrace/app"
 	"github.com/taskrace/taskrace/static"
+	"github.com/taskrace/taskrace/templates"
 )
 
 // outsideHost matches a URL or protocol-relative reference to a named host.
@@ -305,4 +310,240 @@ func TestHTMLStreamNoticesAClientThatLeft(t *testing.T) {
 	h.eventually(5*time.Second, "the stream to subscribe", func() bool { return h.core.Feed.Subscribers() == 1 })
 	s.close()
 	h.eventually(5*time.Second, "the stream to notice its client left", func() bool { return h.core.Feed.Subscribers() == 0 })
+}
+
+// orphanedRun stores a running distributed run whose tasks went to two worker processes:
+// this one (alive: the core keeps its heartbeat) with tasks 0 (done) and 1, and one that
+// stopped heartbeating with tasks 2 (still leased by asynq, until the returned time) and 3
+// (already requeued). Lost workers are found as app.MarkOrphans finds them.
+func orphanedRun(t *testing.T, h *harness) (*app.Run, time.Time) {
+	t.Helper()
+	ctx := t.Context()
+	live := h.core.Worker(0)
+	gone := app.Worker{Host: "lost", PID: 42, Slot: 1, Proc: "01NOSUCHPROCESS"}
+	now := time.Now().UTC().Truncate(time.Second)
+	r := &app.Run{ID: app.NewRunID(), Plan: app.Plan{Mode: app.Distributed, Tasks: 4, DelayMS: 1000, Parallelism: 4,
+		Target: app.BuiltinTarget}, Status: app.StatusRunning, CreatedAt: app.Time{Time: now.Add(-5 * time.Second)}, IdealMS: 1000}
+	if err := h.core.Runs.Create(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	at := app.Time{Time: now.Add(-4 * time.Second)}
+	dur := 1000.0
+	ev := func(typ string, i int, w app.Worker) *app.Event {
+		e := &app.Event{Type: typ, RunID: r.ID, At: at, Index: &i, TaskID: app.TaskID(r.ID, i), Worker: &w, Attempt: 1}
+		if typ == app.TaskFinished {
+			e.DurationMS, e.Status = &dur, http.StatusOK
+		}
+		return e
+	}
+	if err := h.core.Log.AppendAll(ctx, []*app.Event{
+		ev(app.TaskStarted, 0, live), ev(app.TaskFinished, 0, live),
+		ev(app.TaskStarted, 1, live),
+		ev(app.TaskStarted, 2, gone),
+		ev(app.TaskStarted, 3, gone),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	lease := now.Add(20 * time.Second)
+	if err := h.core.Redis.Client.ZAdd(ctx, "asynq:{"+h.core.Config.Queue+"}:lease",
+		redis.Z{Score: float64(lease.Unix()), Member: app.TaskID(r.ID, 2)}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	return r, lease
+}
+
+func TestRunPageShowsWorkerLoss(t *testing.T) {
+	t.Parallel()
+	h := start(t)
+	r, lease := orphanedRun(t, h)
+	live := h.core.Worker(0)
+	res := h.get("/runs/" + r.ID)
+	if res.status != http.StatusOK {
+		t.Fatalf("GET the run page: %d", res.status)
+	}
+	page := string(res.body)
+	row := func(i int) string {
+		m := regexp.MustCompile(`(?s)<tr id="` + templates.RowID(r.ID, i) + `".*?</tr>`).FindString(page)
+		if m == "" {
+			t.Fatalf("no row for task %d", i)
+		}
+		return m
+	}
+	clock := func(t time.Time) string { return t.UTC().Format("15:04:05") }
+	leased := text(row(2))
+	for _, want := range []string{"⚠ orphaned", "worker lost:42 lost", "asynq retries between " +
+		clock(lease.Add(30*time.Second)) + " and " + clock(lease.Add(90*time.Second)) + " UTC"} {
+		if !strings.Contains(leased, want) {
+			t.Errorf("the leased orphan's row lacks %q: %s", want, leased)
+		}
+	}
+	if requeued := text(row(3)); !strings.Contains(requeued, "⚠ orphaned") || !strings.Contains(requeued, "asynq has put it back on the queue") {
+		t.Errorf("the requeued orphan's row: %s", requeued)
+	}
+	for _, i := range []int{0, 1} {
+		if strings.Contains(row(i), "orphaned") {
+			t.Errorf("task %d, on a live worker, shows as orphaned", i)
+		}
+	}
+	// The tally of tasks per worker process, the lost one marked by a word, not colour alone.
+	procs := regexp.MustCompile(`(?s)<div id="procs-` + r.ID + `".*?</table>`).FindString(page)
+	wantProcs := []string{live.Process() + " 2 —", "lost:42 2 ⚠ lost"}
+	for _, want := range wantProcs {
+		if !strings.Contains(text(procs), want) {
+			t.Errorf("the workers tally lacks %q: %s", want, text(procs))
+		}
+	}
+	// The page refreshes the lost workers and the tally from a partial while the run is live.
+	if !strings.Contains(page, `data-poll="/runs/`+r.ID+`/workers"`) {
+		t.Error("the live run's page does not refresh its workers")
+	}
+	res = h.get("/runs/" + r.ID + "/workers")
+	lines := strings.Split(strings.TrimSpace(string(res.body)), "\n")
+	if res.status != http.StatusOK || len(lines) != 2 || !strings.HasPrefix(lines[0], `<div id="lost-`+r.ID+`"`) ||
+		!strings.HasPrefix(lines[1], `<div id="procs-`+r.ID+`"`) {
+		t.Fatalf("the workers partial: %d %s", res.status, res.body)
+	}
+	wantLost := "⚠ Worker lost:42 is gone with tasks 2 and 3 in hand. asynq retries between " +
+		clock(lease.Add(30*time.Second)) + " and " + clock(lease.Add(90*time.Second)) + " UTC"
+	if got := text(lines[0]); !strings.Contains(got, wantLost) {
+		t.Errorf("the lost workers read %q, want %q", got, wantLost)
+	}
+	if text(lines[1]) != text(procs+"</tbody></table></div>") {
+		t.Errorf("the partial's tally %q differs from the page's %q", text(lines[1]), text(procs))
+	}
+}
+
+var (
+	tags   = regexp.MustCompile(`<[^>]*>`)
+	spaces = regexp.MustCompile(`\s+`)
+)
+
+// text is HTML's text, tags dropped and white space folded.
+func text(html string) string {
+	return strings.TrimSpace(spaces.ReplaceAllString(tags.ReplaceAllString(html, " "), " "))
+}
+
+func TestDistributedTaskRowsLinkToTheMonitor(t *testing.T) {
+	t.Parallel()
+	h := start(t, withWorker())
+	r := h.launch(map[string]any{"mode": "distributed", "tasks": 2, "delay_ms": 10})
+	h.follow(r.ID)
+	page := string(h.get("/runs/" + r.ID).body)
+	for i := range 2 {
+		want := `href="/monitor/queues/taskrace/tasks/` + app.TaskID(r.ID, i) + `"`
+		if !strings.Contains(page, want) {
+			t.Errorf("task %d does not link to the monitor (%s)", i, want)
+		}
+	}
+	seq := h.launch(map[string]any{"mode": "sequential", "tasks": 1, "delay_ms": 1})
+	h.follow(seq.ID)
+	if strings.Contains(string(h.get("/runs/"+seq.ID).body), "/monitor/queues/") {
+		t.Error("a sequential run's task links to the monitor, where it never was")
+	}
+	// The live stream renders rows with the same link.
+	frames := h.openPath("/runs/" + r.ID + "/stream").all(t)
+	var all strings.Builder
+	for _, f := range frames {
+		all.WriteString(f.Data)
+	}
+	if !strings.Contains(all.String(), `href="/monitor/queues/taskrace/tasks/`+app.TaskID(r.ID, 0)+`"`) {
+		t.Error("the stream's rows do not link to the monitor")
+	}
+}
+
+func TestLayoutSaysWhoMayDoWhat(t *testing.T) {
+	t.Parallel()
+	t.Run("open mode", func(t *testing.T) {
+		t.Parallel()
+		h := start(t)
+		page := text(string(h.get("/").body))
+		if !strings.Contains(page, "Open mode: anyone can launch, cancel and change queues (no ADMIN_TOKEN set)") {
+			t.Errorf("open mode is not said plainly: %s", page)
+		}
+		if strings.Contains(page, "Sign in") || strings.Contains(page, "Sign out") {
+			t.Error("open mode offers signing in or out")
+		}
+		for _, want := range []string{`href="/workers"`, `href="/monitor/"`} {
+			if !strings.Contains(string(h.get("/").body), want) {
+				t.Errorf("the navigation lacks %s", want)
+			}
+		}
+	})
+	cases := []struct {
+		name        string
+		public      bool
+		admin       bool
+		launch      bool // launch buttons enabled
+		note, login bool
+	}{
+		{name: "visitor", launch: false, note: true, login: true},
+		{name: "visitor with PUBLIC_LAUNCH", public: true, launch: true, note: true, login: true},
+		{name: "admin", admin: true, launch: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := start(t, withWebConfig(func(c *Config) { c.AdminToken = "s3cret"; c.PublicLaunch = tc.public }))
+			r, err := h.core.Launcher.Launch(t.Context(), app.Plan{Mode: app.Sequential, Tasks: 1, DelayMS: 20_000})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var hdr []string
+			if tc.admin {
+				hdr = []string{"Cookie", sessionCookie + "=" + h.srv.newSession(time.Now())}
+			}
+			home := string(h.get("/", hdr...).body)
+			run := string(h.get("/runs/"+r.ID+"?page=1", hdr...).body)
+			if strings.Contains(home, "Open mode") {
+				t.Error("with ADMIN_TOKEN set the page says open mode")
+			}
+			signIn := `href="/login?next=%2Fruns%2F` + r.ID + `%3Fpage%3D1"`
+			if got := strings.Contains(run, signIn) && strings.Contains(run, ">Sign in</a>"); got != tc.login {
+				t.Errorf("sign-in link to come back (%s): %v, want %v", signIn, got, tc.login)
+			}
+			if got := strings.Contains(run, `action="/logout"`) && strings.Contains(run, "Sign out"); got != tc.admin {
+				t.Errorf("sign-out form: %v, want %v", got, tc.admin)
+			}
+			if got := strings.Count(home, "disabled") == 0; got != tc.launch {
+				t.Errorf("launch buttons enabled: %v, want %v", got, tc.launch)
+			}
+			if got := strings.Contains(run, "data-access-note"); got != tc.note {
+				t.Errorf("a note on why buttons are missing: %v, want %v", got, tc.note)
+			}
+			want := `data-can-admin="` + templates.Bool01(tc.admin) + `" data-can-launch="` + templates.Bool01(tc.launch) + `"`
+			if !strings.Contains(run, want) {
+				t.Errorf("the page's body lacks %s", want)
+			}
+			for _, needs := range []string{`action="/runs/` + r.ID + `/cancel" data-needs="admin"`, `action="/runs" data-needs="launch"`} {
+				if !strings.Contains(run, needs) {
+					t.Errorf("the run page lacks %s", needs)
+				}
+			}
+		})
+	}
+}
+
+func TestWorkersPageListsTheLiveWorkers(t *testing.T) {
+	t.Parallel()
+	h := start(t, withWorker())
+	r := h.launch(map[string]any{"mode": "distributed", "tasks": 2, "delay_ms": 8000})
+	// asynq reports active tasks on its heartbeat, every 5 s.
+	var page string
+	h.eventually(10*time.Second, "the workers page to show an active task", func() bool {
+		page = string(h.get("/workers").body)
+		return strings.Contains(page, `data-active-task="`+app.TaskID(r.ID, 0)+`"`)
+	})
+	host, _ := os.Hostname()
+	for _, want := range []string{`data-worker="` + host + ":" + strconv.Itoa(os.Getpid()) + `"`,
+		`href="/runs/` + r.ID + `#task-` + r.ID + `-0"`, "js/workers", `aria-current="page"`, "taskrace"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the workers page lacks %s", want)
+		}
+	}
+	if !strings.Contains(text(page), "1 worker · 5 slots · 2 tasks active") {
+		t.Errorf("the workers page's summary: %s", text(page))
+	}
+	if _, err := h.core.Launcher.Cancel(t.Context(), r.ID); err != nil {
+		t.Fatal(err)
+	}
 }
