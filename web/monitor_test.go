@@ -128,11 +128,19 @@ func TestMonitorIsReadOnlyButForTheAdmin(t *testing.T) {
 	if res := h.get("/monitor/api/queues"); res.status != http.StatusOK {
 		t.Errorf("reading the monitor without the admin: %d", res.status)
 	}
-	// The admin may write: pause and resume the queue.
+	// The admin may write: pause and resume the queue, then every other write route gets
+	// through to asynqmon (which may find no such task: anything but a refusal).
 	admin := []string{"Authorization", "Bearer " + token}
 	for _, path := range []string{"/monitor/api/queues/taskrace:pause", "/monitor/api/queues/taskrace:resume"} {
 		if res := h.do("POST", path, nil, admin...); res.status >= 300 {
 			t.Errorf("admin POST %s = %d %s", path, res.status, res.body)
+		}
+	}
+	for i := len(monitorWrites) - 1; i >= 0; i-- { // deleting the queue last
+		w := monitorWrites[i]
+		res := h.do(w.method, "/monitor/api"+w.path, "{}", admin...)
+		if res.status == http.StatusForbidden || res.status == http.StatusUnauthorized || res.status == http.StatusMethodNotAllowed {
+			t.Errorf("admin %s %s refused: %d %s", w.method, w.path, res.status, res.body)
 		}
 	}
 }
