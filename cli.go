@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/taskrace/taskrace/app"
 	"github.com/taskrace/taskrace/web"
 	"github.com/taskrace/taskrace/worker"
@@ -258,6 +259,8 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string, s
 	var wcfg worker.Config
 	f.Int(&wcfg.Concurrency, "concurrency", "CONCURRENCY", 5, "tasks processed at once")
 	f.Duration(&wcfg.TaskCheckInterval, "task-check-interval", "TASK_CHECK_INTERVAL", worker.DefaultTaskCheckInterval, "how often an idle worker polls for tasks")
+	var metricsAddr string
+	f.String(&metricsAddr, "metrics-addr", "METRICS_ADDR", "", "serve this worker's Prometheus metrics at http://ADDR/metrics (empty: not served)")
 	if err := f.parse(args); err != nil {
 		return usageOrHelp(err)
 	}
@@ -286,6 +289,19 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string, s
 		return fmt.Errorf("cannot start the worker: %w", err)
 	}
 	logger.Info("taskrace worker started", "queue", cf.cfg.Queue, "concurrency", wcfg.Concurrency, "version", version)
+	if metricsAddr != "" {
+		// A worker has no web server: its task metrics get a listener of their own.
+		ln, err := net.Listen("tcp", metricsAddr)
+		if err != nil {
+			return fmt.Errorf("cannot listen on METRICS_ADDR %s: %w", metricsAddr, err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(core.Metrics.Registry, promhttp.HandlerOpts{}))
+		ms := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go ms.Serve(ln)
+		defer ms.Close()
+		logger.Info("serving worker metrics", "addr", ln.Addr().String())
+	}
 	<-ctx.Done()
 	logger.Info("worker shutting down: finishing in-flight tasks")
 	w.Shutdown()

@@ -9,10 +9,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/mccutchen/go-httpbin/v2/httpbin"
 
 	"github.com/taskrace/taskrace/internal/redistest"
 )
@@ -366,5 +369,51 @@ func TestServeSmoke(t *testing.T) {
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("serve did not return within 15s of cancel")
+	}
+}
+
+func TestWorkerServesItsMetrics(t *testing.T) {
+	t.Parallel()
+	rs := redistest.Start(t)
+	target := httptest.NewServer(httpbin.New())
+	defer target.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+
+	ctx, stop := context.WithCancel(context.Background())
+	var stderr lockedBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"worker"}, env("REDIS_URL="+rs.URL(0), "METRICS_ADDR="+addr, "HTTPBIN_URL="+target.URL), io.Discard, &stderr)
+	}()
+	defer func() {
+		stop()
+		if code := <-done; code != 0 {
+			t.Errorf("worker exited %d:\n%s", code, stderr.String())
+		}
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(stderr.String(), "serving worker metrics") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the worker did not start:\n%s", stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond) // its log is the only sign it gives
+	}
+
+	if code, _, errOut := runCLI(t, env("REDIS_URL="+rs.URL(0)), "run", "--mode", "distributed", "--tasks", "3", "--delay", "10ms"); code != 0 {
+		t.Fatalf("run exit %d:\n%s", code, errOut)
+	}
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if !strings.Contains(string(body), "taskrace_task_duration_seconds_count 3") {
+		t.Errorf("the worker's metrics do not count its 3 tasks:\n%s", body)
 	}
 }
