@@ -413,19 +413,26 @@ func TestBrowserLaunchEachModeLive(t *testing.T) {
 	})
 
 	t.Run("QR code decodes to the run URL", func(t *testing.T) {
-		png, err := chromedp.Run(ctx, chromedp.Screenshot(chromedp.CSS(`[data-qr]`)))
-		if err != nil {
-			t.Fatal(err)
+		// A screenshot taken while the page still lays out can catch the code mid-move:
+		// a few fresh ones, each decoded as a pure barcode.
+		hints := map[gozxing.DecodeHintType]any{gozxing.DecodeHintType_TRY_HARDER: true}
+		var res *gozxing.Result
+		var err error
+		for attempt := 0; attempt < 3 && res == nil; attempt++ {
+			png, serr := chromedp.Run(ctx, chromedp.Screenshot(chromedp.CSS(`[data-qr]`)))
+			if serr != nil {
+				t.Fatal(serr)
+			}
+			img, _, derr := image.Decode(bytes.NewReader(png))
+			if derr != nil {
+				t.Fatal(derr)
+			}
+			bmp, berr := gozxing.NewBinaryBitmapFromImage(img)
+			if berr != nil {
+				t.Fatal(berr)
+			}
+			res, err = gozxingqr.NewQRCodeReader().Decode(bmp, hints)
 		}
-		img, _, err := image.Decode(bytes.NewReader(png))
-		if err != nil {
-			t.Fatal(err)
-		}
-		bmp, err := gozxing.NewBinaryBitmapFromImage(img)
-		if err != nil {
-			t.Fatal(err)
-		}
-		res, err := gozxingqr.NewQRCodeReader().Decode(bmp, nil)
 		if err != nil {
 			t.Fatalf("the QR code does not decode: %v", err)
 		}

@@ -34,38 +34,11 @@ func renderSSE(e *app.Event) []byte {
 // events streams a run's events as server-sent events. It is a plain Fiber handler: huma's
 // SSE support does not flush on Fiber.
 func (s *Server) events(c *fiber.Ctx) error {
-	// c is recycled once the handler returns, and the stream outlives it: copy what it needs.
-	runID := strings.Clone(c.Params("id"))
-	after, where := strings.Clone(c.Get("Last-Event-ID")), "header.Last-Event-ID"
-	if after == "" {
-		after, where = strings.Clone(c.Query("after")), "query.after"
-	}
-	if after != "" && !app.ValidEventID(after) {
-		name := where[strings.IndexByte(where, '.')+1:]
-		msg := fmt.Sprintf("%s: must be an event ID like 1700000000000-0 (a stream entry ID); got %q", name, after)
-		p := newProblem(http.StatusBadRequest, msg)
-		p.Errors = []*FieldError{{Location: where, Message: msg, Value: after}}
-		return p
-	}
-
-	ctx, cancel := context.WithTimeout(c.UserContext(), s.apiTimeout)
-	defer cancel()
-	r, err := s.core.Runs.Get(ctx, runID)
-	if err != nil {
+	r, after, ended, err := s.resume(c)
+	if err != nil || ended {
 		return err
 	}
-	if r.Ended() && after != "" {
-		// Resuming an ended run at (or past) its terminal event: nothing will ever come, and
-		// 204 is what makes EventSource stop reconnecting.
-		more, err := s.core.Log.Read(ctx, runID, after, 1)
-		if err != nil {
-			return err
-		}
-		if len(more) == 0 {
-			return c.SendStatus(fiber.StatusNoContent)
-		}
-	}
-
+	runID := r.ID
 	// Take the connection over (see htmlStream): half the memory per viewer of a body
 	// stream writer, which adds a goroutine and a pipe.
 	c.Context().HijackSetNoResponse(true)
@@ -77,6 +50,42 @@ func (s *Server) events(c *fiber.Ctx) error {
 		s.stream(w, runID, after)
 	})
 	return nil
+}
+
+// resume reads what a stream request asks for: the run (404 if unknown) and the event ID to
+// resume after, from Last-Event-ID or ?after= (400 if it is not one). When the run has
+// ended and nothing follows that ID, it answers 204, which makes EventSource stop
+// reconnecting, and reports ended. It copies what it keeps: c is recycled once the handler
+// returns, and the stream outlives it.
+func (s *Server) resume(c *fiber.Ctx) (r *app.Run, after string, ended bool, err error) {
+	runID := strings.Clone(c.Params("id"))
+	after, where := strings.Clone(c.Get("Last-Event-ID")), "header.Last-Event-ID"
+	if after == "" {
+		after, where = strings.Clone(c.Query("after")), "query.after"
+	}
+	if after != "" && !app.ValidEventID(after) {
+		name := where[strings.IndexByte(where, '.')+1:]
+		msg := fmt.Sprintf("%s: must be an event ID like 1700000000000-0 (a stream entry ID); got %q", name, after)
+		p := newProblem(http.StatusBadRequest, msg)
+		p.Errors = []*FieldError{{Location: where, Message: msg, Value: after}}
+		return nil, "", false, p
+	}
+	ctx, cancel := context.WithTimeout(c.UserContext(), s.apiTimeout)
+	defer cancel()
+	r, err = s.core.Runs.Get(ctx, runID)
+	if err != nil {
+		return nil, "", false, err
+	}
+	if r.Ended() && after != "" {
+		more, err := s.core.Log.Read(ctx, runID, after, 1)
+		if err != nil {
+			return nil, "", false, err
+		}
+		if len(more) == 0 {
+			return r, after, true, c.SendStatus(fiber.StatusNoContent)
+		}
+	}
+	return r, after, false, nil
 }
 
 // stream writes the run's events after `after` to w until the terminal event, a write

@@ -6,8 +6,6 @@ import (
 	"context"
 	"io"
 	"net"
-	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -224,28 +222,9 @@ func elementID(line []byte) string {
 // the JSON stream (resume after Last-Event-ID or ?after=, ping, 204 once ended), with each
 // event rendered once for every viewer.
 func (s *Server) htmlStream(c *fiber.Ctx) error {
-	runID := strings.Clone(c.Params("id"))
-	after := strings.Clone(c.Get("Last-Event-ID"))
-	if after == "" {
-		after = strings.Clone(c.Query("after"))
-	}
-	if after != "" && !app.ValidEventID(after) {
-		return newProblem(http.StatusBadRequest, "after: must be an event ID like 1700000000000-0; got "+after)
-	}
-	ctx, cancel := context.WithTimeout(c.UserContext(), s.apiTimeout)
-	defer cancel()
-	r, err := s.core.Runs.Get(ctx, runID)
-	if err != nil {
+	r, after, ended, err := s.resume(c)
+	if err != nil || ended {
 		return err
-	}
-	if r.Ended() && after != "" {
-		more, err := s.core.Log.Read(ctx, runID, after, 1)
-		if err != nil {
-			return err
-		}
-		if len(more) == 0 {
-			return c.SendStatus(fiber.StatusNoContent)
-		}
 	}
 	f := &fragmenter{s: s, run: r}
 	// The connection is taken over rather than given a body stream writer: fasthttp's stream
