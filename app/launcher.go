@@ -176,8 +176,9 @@ func (l *Launcher) failToStart(ctx context.Context, r *Run, cause error) {
 // enqueue puts the run's tasks on the queue, from a few goroutines to save round trips.
 // On failure it deletes what it enqueued, so no task of a failed launch ever runs.
 func (l *Launcher) enqueue(ctx context.Context, r *Run) error {
-	ref := refOf(r)
 	cfg := l.c.Config
+	ref := refOf(r)
+	ref.Queue = cfg.Queue
 	g, gctx := errgroup.WithContext(ctx)
 	const workers = 8
 	for w := range workers {

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strconv"
 	"time"
@@ -35,12 +36,17 @@ return id
 // finishScript records that a task ended, once: a retried task that ends again is not
 // counted twice, and nothing is counted after the run ended. The task that ends the last
 // one appends run.finished.
-// KEYS: run, events, done, active. ARGV: index, event, failed 0|1, tasks, run.finished event,
-// retention s, wall ms, ended at, efficiency, run id.
+// A distributed task's result is written into asynq's record of it too, as asynq's
+// ResultWriter would, but in the same round trip.
+// KEYS: run, events, done, active, asynq task. ARGV: index, event, failed 0|1, tasks,
+// run.finished event, retention s, wall ms, ended at, efficiency, run id, result ("" for none).
 var finishScript = redis.NewScript(`
 if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
 if redis.call('SADD', KEYS[3], ARGV[1]) == 0 then return 0 end
 redis.call('XADD', KEYS[2], '*', 'e', ARGV[2])
+if ARGV[11] ~= '' and redis.call('EXISTS', KEYS[5]) == 1 then
+  redis.call('HSET', KEYS[5], 'result', ARGV[11])
+end
 if ARGV[3] == '1' then redis.call('HINCRBY', KEYS[1], 'failed', 1) end
 if redis.call('SCARD', KEYS[3]) < tonumber(ARGV[4]) then return 1 end
 redis.call('XADD', KEYS[2], '*', 'e', ARGV[5])
@@ -115,9 +121,13 @@ func (s *RunStore) Finish(ctx context.Context, r RunRef, index int, e *Event, af
 	wallMS := ms(wall)
 	eff := Efficiency(r.IdealMS, wallMS)
 	fin := &Event{Type: RunFinished, RunID: r.ID, At: e.At, WallMS: &wallMS, IdealMS: ptr(r.IdealMS), Efficiency: &eff}
-	keys := runKeys(r.ID)
+	keys := append(runKeys(r.ID), asynqTaskKey(r.Queue, TaskID(r.ID, index)))
+	var result []byte
+	if r.Queue != "" {
+		result, _ = json.Marshal(TaskResult{Status: e.Status, DurationMS: e.DurationMS, Error: e.Error, Worker: e.Worker})
+	}
 	args := []any{index, e.JSON(), failed, r.Tasks, fin.JSON(), s.retentionSecs(), wallMS,
-		e.At.Format(TimeLayout), eff, r.ID}
+		e.At.Format(TimeLayout), eff, r.ID, result}
 	cmds, err := s.app.do(ctx, after, func(p redis.Pipeliner) []redis.Cmder {
 		return []redis.Cmder{finishScript.EvalSha(ctx, p, keys, args...)}
 	})
@@ -399,4 +409,21 @@ func (s *RunStore) SweepOrphans(ctx context.Context) ([]string, error) {
 		}
 	}
 	return interrupted, nil
+}
+
+// TaskResult is what a distributed task leaves as its asynq result, for the monitor.
+type TaskResult struct {
+	Status     int      `json:"status,omitempty"`
+	DurationMS *float64 `json:"duration_ms,omitempty"`
+	Error      string   `json:"error,omitempty"`
+	Worker     *Worker  `json:"worker,omitempty"`
+}
+
+// asynqTaskKey is where asynq keeps a task (its layout since v0.18; what its ResultWriter
+// writes into).
+func asynqTaskKey(queue, taskID string) string {
+	if queue == "" {
+		return keyPrefix + "no-asynq-task" // local runs have none; the script skips it
+	}
+	return "asynq:{" + queue + "}:t:" + taskID
 }

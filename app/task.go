@@ -20,6 +20,7 @@ type RunRef struct {
 	FailureRate float64 `json:"failure_rate,omitempty"`
 	IdealMS     float64 `json:"ideal_ms"`
 	Mode        Mode    `json:"mode,omitempty"`
+	Queue       string  `json:"queue,omitempty"` // the asynq queue of a distributed run
 }
 
 func refOf(r *Run) RunRef {

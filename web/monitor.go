@@ -36,6 +36,7 @@ func newMonitor(core *app.Core, embedded bool) *monitor {
 		RootPath:         monitorRoot,
 		RedisConnOpt:     core.Redis.Opt,
 		PayloadFormatter: asynqmon.PayloadFormatterFunc(formatPayload),
+		ResultFormatter:  asynqmon.ResultFormatterFunc(formatResult),
 	}
 	rw := asynqmon.New(opts)
 	opts.ReadOnly = true
@@ -53,6 +54,26 @@ func formatPayload(taskType string, payload []byte) string {
 		return asynqmon.DefaultPayloadFormatter.FormatPayload(taskType, payload)
 	}
 	return fmt.Sprintf("run %s · task %d of %d · delay %s · target %s", p.ID, p.Index, p.Tasks, p.Delay(), p.Target)
+}
+
+// formatResult makes a taskrace task's result readable in the monitor.
+func formatResult(taskType string, result []byte) string {
+	var r app.TaskResult
+	if taskType != app.TypeFetch || json.Unmarshal(result, &r) != nil {
+		return asynqmon.DefaultResultFormatter.FormatResult(taskType, result)
+	}
+	by := ""
+	if r.Worker != nil {
+		by = " on " + r.Worker.String()
+	}
+	if r.Error != "" {
+		return "failed" + by + ": " + r.Error
+	}
+	took := ""
+	if r.DurationMS != nil {
+		took = fmt.Sprintf(" in %.1f ms", *r.DurationMS)
+	}
+	return fmt.Sprintf("HTTP %d%s%s", r.Status, took, by)
 }
 
 // registerMonitor mounts asynqmon at /monitor and below (not with Use: that would also match

@@ -66,8 +66,9 @@ func TestMonitorShowsRunTasks(t *testing.T) {
 		t.Errorf("monitor lists queues %+v, want taskrace with 3 completed", list.Queues)
 	}
 	res := h.get("/monitor/api/queues/taskrace/completed_tasks")
-	if res.status != http.StatusOK || !strings.Contains(string(res.body), "run "+r.ID+" · task ") {
-		t.Errorf("completed tasks are not shown readably: %d %s", res.status, res.body)
+	if res.status != http.StatusOK || !strings.Contains(string(res.body), "run "+r.ID+" · task ") ||
+		!regexp.MustCompile(`HTTP 200 in [0-9.]+ ms on `).Match(res.body) {
+		t.Errorf("completed tasks (payload and result) are not shown readably: %d %s", res.status, res.body)
 	}
 	res = h.get("/monitor/api/queues/taskrace/tasks/" + app.TaskID(r.ID, 1))
 	if res.status != http.StatusOK || !strings.Contains(string(res.body), app.TaskID(r.ID, 1)) {
