@@ -18,11 +18,6 @@ const vendor = join(root, 'static', 'vendor');
 // and the license files to keep beside them.
 const packages = [
   {
-    name: 'htmx.org',
-    files: { 'dist/htmx.min.js': 'htmx.min.js' },
-    licenses: ['LICENSE'],
-  },
-  {
     name: 'swagger-ui-dist',
     files: {
       'swagger-ui-bundle.js': 'swagger-ui-bundle.js',
