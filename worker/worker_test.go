@@ -1,0 +1,84 @@
+package worker_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/mccutchen/go-httpbin/v2/httpbin"
+
+	"github.com/taskrace/taskrace/app"
+	"github.com/taskrace/taskrace/internal/redistest"
+	"github.com/taskrace/taskrace/worker"
+)
+
+// Each task runs in one of the slots 0…concurrency−1, and no two tasks share a slot at once:
+// the pages draw one lane per slot.
+func TestSlotsAreExclusive(t *testing.T) {
+	t.Parallel()
+	rs := redistest.Start(t)
+	target := httptest.NewServer(httpbin.New())
+	defer target.Close()
+	r, err := app.OpenRedis(rs.URL(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	cfg := app.DefaultConfig()
+	cfg.BuiltinURL = target.URL
+	core := app.NewCore(cfg, r, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err := core.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		core.Shutdown(ctx)
+	}()
+	w := worker.New(core, worker.Config{Concurrency: 3, ShutdownTimeout: time.Second})
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer w.Shutdown()
+
+	run, err := core.Launcher.Launch(t.Context(), app.Plan{Mode: app.Distributed, Tasks: 12, DelayMS: 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run.Parallelism != 3 {
+		t.Errorf("parallelism %d, want the worker's 3 slots", run.Parallelism)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	busy := map[int]int{} // slot → the task in it
+	used := map[int]bool{}
+	err = core.Feed.Watch(ctx, run.ID, "", func(e *app.Event) error {
+		if e.Worker == nil {
+			return nil
+		}
+		slot := e.Worker.Slot
+		switch e.Type {
+		case app.TaskStarted:
+			if slot < 0 || slot >= 3 {
+				t.Errorf("task %d in slot %d, outside 0…2", *e.Index, slot)
+			}
+			if other, ok := busy[slot]; ok {
+				t.Errorf("task %d started in slot %d, still held by task %d", *e.Index, slot, other)
+			}
+			busy[slot] = *e.Index
+			used[slot] = true
+		case app.TaskFinished, app.TaskFailed:
+			delete(busy, slot)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(used) != 3 {
+		t.Errorf("tasks ran in slots %v, want all of 0…2", used)
+	}
+}
