@@ -336,18 +336,11 @@ func validStatus(st string) bool {
 
 // runView reads a run and its events into what its page shows.
 func (s *Server) runView(ctx context.Context, id string, page int) (*templates.RunView, error) {
-	r, err := s.core.Runs.Get(ctx, id)
+	tl, evs, err := s.runEvents(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	evs, err := s.core.Log.ReadAll(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	tl := app.Fold(r, evs)
-	if err := s.core.MarkOrphans(ctx, tl); err != nil {
-		s.logger.Warn("cannot check the run's workers", "run", id, "err", err)
-	}
+	r := tl.Run
 	v := &templates.RunView{Run: r, Pinned: r.Pinned, Lanes: lanesOf(r, evs), ScaleMS: templates.ScaleOf(r),
 		Procs: procTallies(tl.Tasks), Lost: templates.LostWorkersOf(tl.Tasks)}
 	if r.Mode == app.Distributed {

@@ -224,19 +224,26 @@ func (s *Server) getRun(ctx context.Context, in *runIDInput) (*timelineOutput, e
 
 // timeline reads a run and folds its events into its tasks.
 func (s *Server) timeline(ctx context.Context, id string) (*app.Timeline, error) {
+	tl, _, err := s.runEvents(ctx, id)
+	return tl, err
+}
+
+// runEvents reads a run and its events, folds them into its tasks, and marks the tasks
+// whose worker process is gone.
+func (s *Server) runEvents(ctx context.Context, id string) (*app.Timeline, []*app.Event, error) {
 	r, err := s.core.Runs.Get(ctx, id)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	evs, err := s.core.Log.ReadAll(ctx, id)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	tl := app.Fold(r, evs)
 	if err := s.core.MarkOrphans(ctx, tl); err != nil {
-		s.logger.Warn("cannot check the run's workers", "run", id, "err", err)
+		s.logger.WarnContext(ctx, "cannot check the run's workers", "run", id, "err", err)
 	}
-	return tl, nil
+	return tl, evs, nil
 }
 
 func (s *Server) cancelRun(ctx context.Context, in *runIDInput) (*runOnly, error) {
