@@ -2,10 +2,11 @@ package web
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"math"
 	"net/http"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -365,51 +366,54 @@ func (s *Server) runView(ctx context.Context, id string, page int) (*templates.R
 // procTallies counts the tasks each worker process took, in order of host and pid; a
 // process holding an orphaned task is lost.
 func procTallies(tasks []*app.Task) []templates.ProcTally {
-	type key struct {
-		host string
-		pid  int
+	type proc struct {
+		w     app.Worker
+		tally templates.ProcTally
 	}
-	at := map[key]int{}
-	var out []templates.ProcTally
-	var keys []key
+	at := map[string]int{}
+	var procs []proc
 	for _, t := range tasks {
 		if t.Worker == nil {
 			continue
 		}
-		k := key{t.Worker.Host, t.Worker.PID}
-		i, ok := at[k]
+		name := t.Worker.Process()
+		i, ok := at[name]
 		if !ok {
-			i = len(out)
-			at[k] = i
-			out = append(out, templates.ProcTally{Process: t.Worker.Process()})
-			keys = append(keys, k)
+			i = len(procs)
+			at[name] = i
+			procs = append(procs, proc{w: *t.Worker, tally: templates.ProcTally{Process: name}})
 		}
-		out[i].Tasks++
-		out[i].Lost = out[i].Lost || t.Orphaned != nil
+		procs[i].tally.Tasks++
+		procs[i].tally.Lost = procs[i].tally.Lost || t.Orphaned != nil
 	}
-	order := make([]int, len(out))
-	for i := range order {
-		order[i] = i
+	slices.SortStableFunc(procs, func(a, b proc) int { return compareWorkers(a.w, b.w, false) })
+	out := make([]templates.ProcTally, len(procs))
+	for i, p := range procs {
+		out[i] = p.tally
 	}
-	sort.Slice(order, func(a, b int) bool {
-		ka, kb := keys[order[a]], keys[order[b]]
-		if ka.host != kb.host {
-			return ka.host < kb.host
-		}
-		return ka.pid < kb.pid
-	})
-	sorted := make([]templates.ProcTally, len(out))
-	for i, j := range order {
-		sorted[i] = out[j]
-	}
-	return sorted
+	return out
 }
 
-// lanesOf lays a run's attempts out in lanes, one per worker slot in order of first use.
-// An ended attempt is placed by its end time and duration, as the stream places it.
+// compareWorkers orders workers by host, then pid, then (with slots) slot.
+func compareWorkers(a, b app.Worker, slots bool) int {
+	if c := cmp.Compare(a.Host, b.Host); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.PID, b.PID); c != 0 || !slots {
+		return c
+	}
+	return cmp.Compare(a.Slot, b.Slot)
+}
+
+// lanesOf lays a run's attempts out in lanes, one per worker slot, in slot order process by
+// process, as a worker's slots are numbered. An ended attempt is placed by its end time and
+// duration, as the stream places it.
 func lanesOf(r *app.Run, evs []*app.Event) []templates.Lane {
-	var lanes []templates.Lane
-	var workers []app.Worker
+	type slot struct {
+		w    app.Worker
+		lane templates.Lane
+	}
+	var slots []slot
 	laneOf := map[string]int{}
 	type key struct{ index, attempt int }
 	where := map[key][2]int{} // lane, bar
@@ -423,45 +427,30 @@ func lanesOf(r *app.Run, evs []*app.Event) []templates.Lane {
 		w := e.Worker.String()
 		li, ok := laneOf[w]
 		if !ok {
-			li = len(lanes)
+			li = len(slots)
 			laneOf[w] = li
-			lanes = append(lanes, templates.Lane{Worker: w})
-			workers = append(workers, *e.Worker)
+			slots = append(slots, slot{w: *e.Worker, lane: templates.Lane{Worker: w}})
 		}
 		k := key{*e.Index, e.Attempt}
 		switch e.Type {
 		case app.TaskStarted:
-			where[k] = [2]int{li, len(lanes[li].Bars)}
-			lanes[li].Bars = append(lanes[li].Bars, startedBar(r, e))
+			where[k] = [2]int{li, len(slots[li].lane.Bars)}
+			slots[li].lane.Bars = append(slots[li].lane.Bars, startedBar(r, e))
 		case app.TaskFinished, app.TaskFailed:
 			b := endedBar(r, e)
 			if at, ok := where[k]; ok {
-				lanes[at[0]].Bars[at[1]] = b
+				slots[at[0]].lane.Bars[at[1]] = b
 			} else {
-				lanes[li].Bars = append(lanes[li].Bars, b)
+				slots[li].lane.Bars = append(slots[li].lane.Bars, b)
 			}
 		}
 	}
-	// Lanes in slot order, process by process, as a worker's slots are numbered.
-	order := make([]int, len(lanes))
-	for i := range order {
-		order[i] = i
+	slices.SortStableFunc(slots, func(a, b slot) int { return compareWorkers(a.w, b.w, true) })
+	lanes := make([]templates.Lane, len(slots))
+	for i, s := range slots {
+		lanes[i] = s.lane
 	}
-	sort.SliceStable(order, func(a, b int) bool {
-		wa, wb := workers[order[a]], workers[order[b]]
-		if wa.Host != wb.Host {
-			return wa.Host < wb.Host
-		}
-		if wa.PID != wb.PID {
-			return wa.PID < wb.PID
-		}
-		return wa.Slot < wb.Slot
-	})
-	sorted := make([]templates.Lane, len(lanes))
-	for i, j := range order {
-		sorted[i] = lanes[j]
-	}
-	return sorted
+	return lanes
 }
 
 func startedBar(r *app.Run, e *app.Event) templates.Bar {
