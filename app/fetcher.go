@@ -20,7 +20,7 @@ import (
 // Outside targets are an SSRF risk: a shared demo must not become a way to reach the
 // machine's own network. So an outside target must be on the allowlist, a redirect is
 // followed only to another listed base URL, and the address actually dialed (after DNS,
-// so rebinding cannot slip past) may not be loopback, private, link-local or unspecified.
+// so rebinding cannot slip past) must be globally reachable (see special.go).
 // The built-in target, this deployment's own /httpbin, is the one exception.
 type Fetcher struct {
 	builtin   string       // base URL of the built-in delay target, as this process reaches it
@@ -72,10 +72,8 @@ func refusePrivate(network, address string, _ syscall.RawConn) error {
 	if err != nil {
 		return fmt.Errorf("%w: %q is not an IP address", ErrRefusedTarget, host)
 	}
-	ip = ip.Unmap()
-	if ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() ||
-		ip.IsUnspecified() || ip.IsMulticast() || ip.IsInterfaceLocalMulticast() {
-		return fmt.Errorf("%w: %s is a loopback, private or link-local address", ErrRefusedTarget, ip)
+	if specialAddr(ip) {
+		return fmt.Errorf("%w: %s is in a special-purpose block (loopback, private, shared, reserved, documentation, ...)", ErrRefusedTarget, ip)
 	}
 	return nil
 }

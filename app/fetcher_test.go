@@ -65,16 +65,37 @@ func TestFetcherSSRFGuard(t *testing.T) {
 	})
 }
 
-func TestRefusePrivate(t *testing.T) {
+func TestRefuseSpecialAddresses(t *testing.T) {
 	t.Parallel()
-	for addr, refused := range map[string]bool{
-		"127.0.0.1:80": true, "[::1]:80": true, "10.1.2.3:80": true, "172.16.0.1:80": true,
-		"192.168.1.1:80": true, "169.254.169.254:80": true, "[fe80::1]:80": true, "0.0.0.0:80": true,
-		"[::ffff:127.0.0.1]:80": true, "203.0.113.7:80": false, "[2001:db8::1]:443": false,
-	} {
-		err := refusePrivate("tcp", addr, nil)
-		if got := err != nil; got != refused {
-			t.Errorf("refusePrivate(%s) = %v, want refused %v", addr, err, refused)
+	cases := []struct {
+		addr    string
+		refused bool
+	}{
+		{"127.0.0.1:80", true}, {"[::1]:80", true}, {"10.1.2.3:80", true}, {"172.16.0.1:80", true},
+		{"192.168.1.1:80", true}, {"169.254.169.254:80", true}, {"[fe80::1]:80", true}, {"0.0.0.0:80", true},
+		{"[::ffff:127.0.0.1]:80", true}, {"[::]:80", true},
+		// Left open before the registries were the rule.
+		{"100.64.0.1:80", true}, {"100.127.255.254:80", true}, {"0.1.2.3:80", true}, {"198.18.0.1:80", true},
+		{"198.19.255.255:80", true}, {"[64:ff9b::7f00:1]:80", true}, {"[2002:7f00:1::1]:80", true},
+		{"[fec0::1]:80", true},
+		// The rest of the registries.
+		{"192.0.0.8:80", true}, {"192.0.2.1:80", true}, {"198.51.100.1:80", true}, {"203.0.113.7:80", true},
+		{"224.0.0.1:80", true}, {"239.255.255.250:80", true}, {"240.0.0.1:80", true}, {"255.255.255.255:80", true},
+		{"192.88.99.1:80", true}, {"[2001:db8::1]:443", true}, {"[2001::1]:80", true}, {"[2001:2::1]:80", true},
+		{"[3fff::1]:80", true}, {"[5f00::1]:80", true}, {"[fc00::1]:80", true}, {"[fd12:3456::1]:80", true},
+		{"[ff02::1]:80", true}, {"[100::1]:80", true}, {"[64:ff9b:1::1]:80", true}, {"[::ffff:10.0.0.1]:80", true},
+		// Globally reachable.
+		{"8.8.8.8:53", false}, {"1.1.1.1:443", false}, {"192.0.0.9:80", true}, {"192.31.196.1:80", false},
+		{"100.128.0.1:80", false}, {"198.20.0.1:80", false}, {"[2606:4700::1111]:443", false},
+		{"[2a00:1450:4001::1]:80", false}, {"[::ffff:8.8.8.8]:53", false},
+	}
+	for _, tc := range cases {
+		err := refusePrivate("tcp", tc.addr, nil)
+		if got := err != nil; got != tc.refused {
+			t.Errorf("refusePrivate(%s) = %v, want refused %v", tc.addr, err, tc.refused)
+		}
+		if err != nil && !errors.Is(err, ErrRefusedTarget) {
+			t.Errorf("refusePrivate(%s) = %v, not ErrRefusedTarget", tc.addr, err)
 		}
 	}
 }
