@@ -92,6 +92,7 @@ type Core struct {
 	PID      int
 	Log      *EventLog
 	Runs     *RunStore
+	Sessions *Sessions
 	Feed     *Feed
 	Fetcher  *Fetcher
 	Executor *Executor
@@ -111,6 +112,7 @@ func NewCore(cfg Config, r *Redis, logger *slog.Logger) *Core {
 	c.app = newAppender(r.Client, storeScripts...)
 	c.Log = &EventLog{rdb: r.Client, app: c.app}
 	c.Runs = &RunStore{rdb: r.Client, app: c.app, retention: cfg.RunRetention, maxActive: cfg.MaxActiveRuns, metrics: c.Metrics}
+	c.Sessions = NewSessions(r.Client)
 	c.Fetcher = NewFetcher(cfg.BuiltinURL, cfg.Limits.Allowlist)
 	c.Executor = &Executor{log: c.Log, store: c.Runs, fetch: c.Fetcher, metrics: c.Metrics}
 	c.Feed = newFeed(r.feed, c.Log, c.ProcID, logger)
