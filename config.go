@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -167,6 +168,7 @@ func (c *coreFlags) validate() error {
 type accessFlags struct {
 	web     web.Config
 	proxies string
+	hosts   string
 }
 
 func (a *accessFlags) register(f *envFlags) {
@@ -175,6 +177,7 @@ func (a *accessFlags) register(f *envFlags) {
 	f.Duration(&a.web.SessionTTL, "session-ttl", "SESSION_TTL", 12*time.Hour, "how long an admin sign-in lasts")
 	f.Int(&a.web.LaunchRate, "launch-rate", "LAUNCH_RATE", 10, "launches a minute per client (the admin is exempt)")
 	f.String(&a.proxies, "trusted-proxies", "TRUSTED_PROXIES", "", "comma-separated addresses or CIDRs whose X-Forwarded-For is believed")
+	f.String(&a.hosts, "allowed-hosts", "ALLOWED_HOSTS", "", "comma-separated host[:port] names that share links may use when PUBLIC_URL is unset")
 }
 
 func (a *accessFlags) validate() error {
@@ -200,6 +203,16 @@ func (a *accessFlags) validate() error {
 			continue
 		}
 		a.web.TrustedProxies = append(a.web.TrustedProxies, p.Masked())
+	}
+	for _, h := range strings.Split(a.hosts, ",") {
+		if h = strings.TrimSpace(h); h == "" {
+			continue
+		}
+		if u, err := url.Parse("http://" + h); err != nil || u.Host != h || u.Path != "" {
+			errs = append(errs, fmt.Errorf("ALLOWED_HOSTS: %q is not a host or host:port", h))
+			continue
+		}
+		a.web.AllowedHosts = append(a.web.AllowedHosts, strings.ToLower(h))
 	}
 	return errors.Join(errs...)
 }

@@ -78,6 +78,7 @@ type RunView struct {
 	Baseline *app.Run
 	URL      string // the run's absolute URL, to share
 	QR       string // SVG of a QR code of URL
+	Loopback bool   // URL is this machine's loopback: phones cannot open it
 	OGLine   string
 	Present  bool
 	Pinned   bool

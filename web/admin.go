@@ -2,15 +2,10 @@ package web
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/base64"
 	"html/template"
 	"net/http"
 	"net/netip"
-	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -19,168 +14,19 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"golang.org/x/time/rate"
 
+	"github.com/taskrace/taskrace/app"
 	"github.com/taskrace/taskrace/static"
 )
 
-// Access control. Viewing is open to everyone. With ADMIN_TOKEN set, launching (unless
-// PUBLIC_LAUNCH), canceling, pinning, deleting and every write in the monitor are the
-// admin's: a request is the admin's when it carries the token as a Bearer credential or a
-// session cookie that a login with the token set. Without ADMIN_TOKEN everything is open.
-//
-// The session cookie is stateless: its expiry and an HMAC of it under a key derived from
-// the token. Changing the token signs every session out.
+// Signing in. The admin signs in with the token at /login and gets a session cookie
+// (HttpOnly, SameSite=Lax); the session lives in Redis (app.Sessions), so signing out ends it
+// for every copy of the cookie, and changing ADMIN_TOKEN ends them all.
 
 const (
 	sessionCookie = "taskrace_session"
 	loginPath     = "/login"
 	logoutPath    = "/logout"
 )
-
-// access is what a route asks of a request.
-type access int
-
-const (
-	open   access = iota // anyone
-	launch               // the admin, or anyone with PUBLIC_LAUNCH; rate-limited for non-admins
-	admin                // the admin only
-)
-
-// accessOf classifies a request by method and path: the one table of who may do what.
-func accessOf(method, path string) access {
-	get := method == fiber.MethodGet || method == fiber.MethodHead
-	switch {
-	case path == "/api/runs" && method == fiber.MethodPost,
-		path == "/runs" && method == fiber.MethodPost,
-		path == "/race" && method == fiber.MethodPost,
-		get && (path == "/sequential" || path == "/sequential_celery" || path == "/distributed" || path == "/concurrent"):
-		return launch
-	case strings.HasPrefix(path, "/api/runs/") && !get,
-		strings.HasPrefix(path, "/runs/") && !get,
-		path == "/compare/cancel":
-		return admin
-	}
-	return open
-}
-
-// isAdmin reports whether the request is the admin's.
-func (s *Server) isAdmin(c *fiber.Ctx) bool {
-	if s.cfg.AdminToken == "" {
-		return true
-	}
-	if token, ok := strings.CutPrefix(c.Get(fiber.HeaderAuthorization), "Bearer "); ok {
-		return subtle.ConstantTimeCompare([]byte(token), []byte(s.cfg.AdminToken)) == 1
-	}
-	return s.validSession(c.Cookies(sessionCookie))
-}
-
-func (s *Server) sessionMAC(expiry string) string {
-	key := sha256.Sum256([]byte("taskrace session key\x00" + s.cfg.AdminToken))
-	m := hmac.New(sha256.New, key[:])
-	m.Write([]byte(expiry))
-	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
-}
-
-func (s *Server) newSession(now time.Time) string {
-	exp := strconv.FormatInt(now.Add(s.cfg.SessionTTL).Unix(), 10)
-	return exp + "." + s.sessionMAC(exp)
-}
-
-func (s *Server) validSession(v string) bool {
-	exp, mac, ok := strings.Cut(v, ".")
-	if !ok {
-		return false
-	}
-	if subtle.ConstantTimeCompare([]byte(mac), []byte(s.sessionMAC(exp))) != 1 {
-		return false
-	}
-	n, err := strconv.ParseInt(exp, 10, 64)
-	return err == nil && time.Now().Unix() < n
-}
-
-// guard enforces the access table, CSRF protection and the launch rate limit.
-func (s *Server) guard(c *fiber.Ctx) error {
-	if !s.sameOrigin(c) {
-		return writeProblem(c, newProblem(http.StatusForbidden,
-			"this form was not sent from a taskrace page (its Origin is missing or foreign): reload the page and try again"))
-	}
-	need := accessOf(c.Method(), c.Path())
-	if need == open {
-		return c.Next()
-	}
-	isAdmin := s.isAdmin(c)
-	if !isAdmin && (need == admin || !s.cfg.PublicLaunch) {
-		return s.unauthorized(c)
-	}
-	if need == launch && !isAdmin {
-		if wait, ok := s.limits.allow(s.clientIP(c), time.Now()); !ok {
-			secs := int(wait.Seconds()) + 1
-			c.Set(fiber.HeaderRetryAfter, strconv.Itoa(secs))
-			return writeProblem(c, newProblem(http.StatusTooManyRequests,
-				"too many launches from this address: at most "+strconv.Itoa(s.cfg.LaunchRate)+
-					" a minute (LAUNCH_RATE); try again in "+strconv.Itoa(secs)+" s"))
-		}
-	}
-	return c.Next()
-}
-
-// unauthorized answers a request that needs the admin: a problem for API clients, the login
-// form for pages.
-func (s *Server) unauthorized(c *fiber.Ctx) error {
-	if isForm(c) {
-		return c.Redirect(loginPath+"?next="+url.QueryEscape(returnPath(c)), http.StatusSeeOther)
-	}
-	c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="taskrace"`)
-	return writeProblem(c, newProblem(http.StatusUnauthorized,
-		"only the admin may do this: send Authorization: Bearer <ADMIN_TOKEN>, or sign in at "+loginPath))
-}
-
-// returnPath is where a login sends the admin back to: the page the form was on.
-func returnPath(c *fiber.Ctx) string {
-	if ref, err := url.Parse(c.Get(fiber.HeaderReferer)); err == nil && ref.Host == c.Hostname() && localPath(ref.Path) {
-		return ref.RequestURI()
-	}
-	return "/"
-}
-
-func localPath(p string) bool {
-	return strings.HasPrefix(p, "/") && !strings.HasPrefix(p, "//") && !strings.Contains(p, `\`)
-}
-
-func isForm(c *fiber.Ctx) bool {
-	ct := string(c.Request().Header.ContentType())
-	return strings.HasPrefix(ct, fiber.MIMEApplicationForm) || strings.HasPrefix(ct, fiber.MIMEMultipartForm) ||
-		strings.HasPrefix(ct, fiber.MIMETextPlain)
-}
-
-// sameOrigin is the CSRF protection: a form post (the only kind of write another site can
-// make a browser send with its cookies) must come from one of our own pages, as its Origin
-// (or, lacking it, Referer) header says.
-// Only a request that carries the admin's session cookie can be forged this way.
-func (s *Server) sameOrigin(c *fiber.Ctx) bool {
-	m := c.Method()
-	if m == fiber.MethodGet || m == fiber.MethodHead || m == fiber.MethodOptions || !isForm(c) || c.Cookies(sessionCookie) == "" {
-		return true
-	}
-	src := c.Get(fiber.HeaderOrigin)
-	if src == "" || src == "null" {
-		src = c.Get(fiber.HeaderReferer)
-	}
-	u, err := url.Parse(src)
-	return src != "" && err == nil && s.ownHost(c, u.Host)
-}
-
-func (s *Server) ownHost(c *fiber.Ctx, host string) bool {
-	if host == "" {
-		return false
-	}
-	if host == string(c.Request().Host()) {
-		return true
-	}
-	if pub, err := url.Parse(s.cfg.PublicURL); err == nil && pub.Host != "" && host == pub.Host {
-		return true
-	}
-	return false
-}
 
 // clientIP is the peer's address, or, when the peer is a trusted proxy, the address it says
 // it forwarded for (the nearest one in X-Forwarded-For that is not itself a trusted proxy).
@@ -261,21 +107,6 @@ func (l *launchLimits) allow(ip string, now time.Time) (time.Duration, bool) {
 	return 0, true
 }
 
-// securityHeaders sets the headers every answer carries; a route with its own CSP (the
-// monitor, the API docs) keeps it.
-func securityHeaders(c *fiber.Ctx) error {
-	err := c.Next()
-	h := &c.Response().Header
-	if len(h.Peek(fiber.HeaderContentSecurityPolicy)) == 0 {
-		h.Set(fiber.HeaderContentSecurityPolicy, "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "+
-			"img-src 'self' data:; font-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'")
-	}
-	h.Set(fiber.HeaderXContentTypeOptions, "nosniff")
-	h.Set(fiber.HeaderXFrameOptions, "DENY")
-	h.Set(fiber.HeaderReferrerPolicy, "same-origin")
-	return err
-}
-
 var loginPage = template.Must(template.New("login").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>Sign in · taskrace</title><link rel="stylesheet" href="{{.CSS}}"><script src="{{.Theme}}"></script></head>
@@ -300,17 +131,17 @@ type loginView struct {
 }
 
 func (s *Server) registerAuth() {
-	s.app.Get(loginPath, func(c *fiber.Ctx) error { return s.renderLogin(c, http.StatusOK, "") })
-	s.app.Post(loginPath, s.login)
-	s.app.Post(logoutPath, s.logout)
-	huma.Register(s.api, huma.Operation{
+	s.route(fiber.MethodGet, loginPath, open, func(c *fiber.Ctx) error { return s.renderLogin(c, http.StatusOK, "") })
+	s.route(fiber.MethodPost, loginPath, open, s.login)
+	s.route(fiber.MethodPost, logoutPath, open, s.logout)
+	register(s, admin, huma.Operation{
 		OperationID:   "delete-run",
 		Method:        http.MethodDelete,
 		Path:          "/api/runs/{id}",
 		Tags:          []string{"runs"},
 		Summary:       "Delete a run and its events (admin)",
 		DefaultStatus: http.StatusNoContent,
-		Errors:        []int{http.StatusUnauthorized, http.StatusNotFound, http.StatusServiceUnavailable},
+		Errors:        []int{http.StatusNotFound, http.StatusServiceUnavailable},
 	}, func(ctx context.Context, in *runIDInput) (*struct{}, error) {
 		if err := s.core.Runs.Delete(ctx, in.ID); err != nil {
 			return nil, s.fail(ctx, err)
@@ -320,10 +151,7 @@ func (s *Server) registerAuth() {
 }
 
 func (s *Server) renderLogin(c *fiber.Ctx, status int, msg string) error {
-	next := c.Query("next", c.FormValue("next", "/"))
-	if !localPath(next) {
-		next = "/"
-	}
+	next := safeNext(c.Query("next", c.FormValue("next", "/")))
 	c.Status(status).Type("html")
 	return loginPage.Execute(c, loginView{CSS: static.Path("css/app.css"), Theme: static.Path("js/theme.js"),
 		Next: next, Error: msg, Open: s.cfg.AdminToken == ""})
@@ -336,17 +164,30 @@ func (s *Server) login(c *fiber.Ctx) error {
 	if subtle.ConstantTimeCompare([]byte(c.FormValue("token")), []byte(s.cfg.AdminToken)) != 1 {
 		return s.renderLogin(c, http.StatusUnauthorized, "That is not the admin token.")
 	}
-	c.Cookie(&fiber.Cookie{Name: sessionCookie, Value: s.newSession(time.Now()), Path: "/", HTTPOnly: true,
-		SameSite: fiber.CookieSameSiteLaxMode, Secure: c.Protocol() == "https", MaxAge: int(s.cfg.SessionTTL.Seconds())})
-	next := c.FormValue("next", "/")
-	if !localPath(next) {
-		next = "/"
+	token, err := s.core.Sessions.Create(c.UserContext(), s.cfg.AdminToken, s.cfg.SessionTTL)
+	if err != nil {
+		return s.renderLogin(c, http.StatusServiceUnavailable, app.ErrorMessage(err))
 	}
-	return c.Redirect(next, http.StatusSeeOther)
+	s.setSessionCookie(c, token, s.cfg.SessionTTL)
+	return c.Redirect(safeNext(c.FormValue("next", "/")), http.StatusSeeOther)
 }
 
+// logout ends the session for every copy of its cookie, not only this browser's.
 func (s *Server) logout(c *fiber.Ctx) error {
-	c.Cookie(&fiber.Cookie{Name: sessionCookie, Value: "", Path: "/", HTTPOnly: true,
-		SameSite: fiber.CookieSameSiteLaxMode, MaxAge: -1, Expires: time.Unix(0, 0)})
+	if s.cfg.AdminToken != "" {
+		if err := s.core.Sessions.Revoke(c.UserContext(), s.cfg.AdminToken, c.Cookies(sessionCookie)); err != nil {
+			return s.pageError(c, err)
+		}
+	}
+	s.setSessionCookie(c, "", -time.Second)
 	return c.Redirect("/", http.StatusSeeOther)
+}
+
+func (s *Server) setSessionCookie(c *fiber.Ctx, token string, ttl time.Duration) {
+	ck := &fiber.Cookie{Name: sessionCookie, Value: token, Path: "/", HTTPOnly: true,
+		SameSite: fiber.CookieSameSiteLaxMode, Secure: c.Protocol() == "https", MaxAge: int(ttl.Seconds())}
+	if ttl < 0 {
+		ck.MaxAge, ck.Expires = -1, time.Unix(0, 0)
+	}
+	c.Cookie(ck)
 }

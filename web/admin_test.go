@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -125,19 +126,24 @@ func TestAdminSignInCookieAndCSRF(t *testing.T) {
 		}
 	}
 
-	// Expired and forged sessions are no sessions.
-	expired := sessionCookie + "=" + h.srv.newSession(time.Now().Add(-2*time.Hour))
-	forged := sessionCookie + "=" + "99999999999.bm90LWEtbWFj"
-	other := &Server{cfg: Config{AdminToken: "another token", SessionTTL: time.Hour}}
-	signedElsewhere := sessionCookie + "=" + other.newSession(time.Now())
-	for _, c := range []string{expired, forged, signedElsewhere} {
-		h.do("POST", "/api/runs", map[string]any{"mode": "sequential", "tasks": 1}, "Cookie", c).problem(t, http.StatusUnauthorized)
+	// Forged sessions, and sessions of another admin token, are no sessions.
+	forged := sessionCookie + "=" + strings.Repeat("A", 43)
+	other, err := h.core.Sessions.Create(context.Background(), "another token", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []string{forged, sessionCookie + "=" + other, sessionCookie + "=short"} {
+		h.do("POST", "/api/runs", map[string]any{"mode": "sequential", "tasks": 1}, "Cookie", c, "Sec-Fetch-Site", "same-origin").
+			problem(t, http.StatusUnauthorized)
 	}
 
-	// Signing out clears the cookie.
+	// Signing out clears the cookie, and ends the session for every copy of it.
 	res = h.form("/logout", nil, "Cookie", cookie)
 	if sc := res.header.Get("Set-Cookie"); res.status != http.StatusSeeOther || !strings.Contains(sc, sessionCookie+"=;") {
 		t.Errorf("logout: %d, Set-Cookie %q", res.status, sc)
+	}
+	if res := h.form("/runs", launch, "Cookie", cookie); res.status != http.StatusSeeOther || !strings.HasPrefix(res.header.Get("Location"), "/login") {
+		t.Errorf("a copy of the cookie after logout still launches: %d → %s", res.status, res.header.Get("Location"))
 	}
 }
 
@@ -204,11 +210,15 @@ func TestLaunchLimitsRefillAndForwardedFor(t *testing.T) {
 func TestSecurityHeaders(t *testing.T) {
 	t.Parallel()
 	h := start(t)
-	for _, path := range []string{"/", "/api/runs", "/docs", "/login", "/monitor/"} {
+	for _, path := range []string{"/", "/api/runs", "/docs", "/login", "/monitor/", "/httpbin/delay/0", "/nowhere", "/openapi.json"} {
 		res := h.get(path)
 		csp := res.header.Get("Content-Security-Policy")
 		if csp == "" || res.header.Get("X-Content-Type-Options") != "nosniff" || res.header.Get("X-Frame-Options") != "DENY" {
 			t.Errorf("GET %s lacks security headers: %v", path, res.header)
+		}
+		// One frame policy: never framed, said both ways.
+		if !strings.Contains(csp, "frame-ancestors 'none'") || strings.Count(csp, "frame-ancestors") != 1 {
+			t.Errorf("GET %s: frame policy %q, want frame-ancestors 'none' with X-Frame-Options DENY", path, csp)
 		}
 		script := strings.SplitN(strings.SplitN(csp, "script-src", 2)[1], ";", 2)[0]
 		if strings.Contains(script, "unsafe-inline") {

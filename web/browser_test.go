@@ -12,6 +12,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -30,8 +31,21 @@ import (
 	"github.com/taskrace/taskrace/templates"
 )
 
-// chromiumPath is Debian's Chromium, which CI installs.
-const chromiumPath = "/usr/bin/chromium"
+// chromiumPath is the browser the tests drive: CHROME_PATH when set, else the first of
+// Chromium's usual names on PATH (Debian's package is chromium).
+func chromiumPath(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("CHROME_PATH"); p != "" {
+		return p
+	}
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	t.Fatal("no Chromium found on PATH (or in CHROME_PATH): install it with apt-get install -y chromium, or run make test, which does")
+	return ""
+}
 
 // pageProbe runs in every document before its scripts: it records each task row's states
 // as the page shows them, and each progress block's counts, so a test can check the
@@ -82,11 +96,8 @@ func (b *browser) allow(text string) {
 
 func newBrowser(t *testing.T, base string) *browser {
 	t.Helper()
-	if _, err := os.Stat(chromiumPath); err != nil {
-		t.Fatalf("%s not found: install it with apt-get install -y chromium", chromiumPath)
-	}
 	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromiumPath),
+		chromedp.ExecPath(chromiumPath(t)),
 		chromedp.Headless,
 		chromedp.NoSandbox,
 		chromedp.DisableGPU,
@@ -619,7 +630,7 @@ func TestBrowserPagesThemesLayoutAndAccessibility(t *testing.T) {
 		"/compare?runs=" + seq.ID + "," + dist.ID, "/compare", "/runs/01ARZ3NDEKTSV4RRFFQ69G5FAV"}
 	axe, err := os.ReadFile(filepath.Join(repoRoot(t), "node_modules", "axe-core", "axe.min.js"))
 	if err != nil {
-		t.Fatalf("axe-core is missing (run npm ci): %v", err)
+		t.Fatalf("axe-core is missing (make test installs it with npm ci): %v", err)
 	}
 	axeJS, _ := json.Marshal(string(axe))
 	b.allow("status of 404") // the page of an unknown run, visited on purpose
@@ -728,12 +739,47 @@ func TestBrowserDocsOffline(t *testing.T) {
 	b.noConsoleErrors()
 }
 
+// TestBrowserDocsOfferAuthorize: with ADMIN_TOKEN set, the docs page takes the Bearer token,
+// and a call made through it after Authorize carries it.
+func TestBrowserDocsOfferAuthorize(t *testing.T) {
+	t.Parallel()
+	h := start(t, withWebConfig(func(c *Config) { c.AdminToken = speakerToken }))
+	r, err := h.core.Launcher.Launch(context.Background(), app.Plan{Mode: app.Sequential, Tasks: 1, DelayMS: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.follow(r.ID)
+	b := newBrowser(t, h.base)
+	ctx := b.ctx
+	b.open(ctx, "/docs")
+	b.until(ctx, 15*time.Second, "the Authorize button", `document.querySelector('button.authorize')`)
+	b.do(ctx, chromedp.Click(chromedp.CSS(`button.authorize`)))
+	b.until(ctx, 5*time.Second, "the token field", `document.querySelector('.auth-container input')`)
+	b.do(ctx, chromedp.SendKeys(`.auth-container input`, speakerToken), chromedp.Click(chromedp.CSS(`.auth-btn-wrapper button.authorize`)))
+	b.until(ctx, 5*time.Second, "the dialog to say authorized", `document.querySelector('.auth-btn-wrapper button.btn-done')`)
+	b.do(ctx, chromedp.Click(chromedp.CSS(`.auth-btn-wrapper button.btn-done`)))
+	// Pin the run through the page: it needs the admin.
+	op := `#operations-runs-pin-run`
+	b.do(ctx, chromedp.Click(chromedp.CSS(op+` .opblock-summary-control`)))
+	eval[bool](b, ctx, `(document.querySelector('`+op+` button.execute') || document.querySelector('`+op+` .try-out__btn').click(), true)`)
+	b.until(ctx, 5*time.Second, "the id field", `document.querySelector('`+op+` input[placeholder="id"]')`)
+	b.do(ctx, chromedp.SendKeys(op+` input[placeholder="id"]`, r.ID), chromedp.Click(chromedp.CSS(op+` button.execute`)))
+	b.until(ctx, 10*time.Second, "the response", `document.querySelector('`+op+` .live-responses-table tbody .response-col_status')`)
+	if got := eval[string](b, ctx, `document.querySelector('`+op+` .live-responses-table tbody .response-col_status').textContent.trim()`); got != "200" {
+		t.Errorf("pin through the docs page after Authorize: %s", got)
+	}
+	got, err := h.core.Runs.Get(context.Background(), r.ID)
+	if err != nil || !got.Pinned {
+		t.Errorf("the run is not pinned: %+v %v", got, err)
+	}
+}
+
 // axeFindings runs axe-core on the page and fails the test on a serious or critical finding.
 func axeFindings(t *testing.T, b *browser, ctx context.Context, name string) {
 	t.Helper()
 	axe, err := os.ReadFile(filepath.Join(repoRoot(t), "node_modules", "axe-core", "axe.min.js"))
 	if err != nil {
-		t.Fatalf("axe-core is missing (run npm ci): %v", err)
+		t.Fatalf("axe-core is missing (make test installs it with npm ci): %v", err)
 	}
 	axeJS, _ := json.Marshal(string(axe))
 	type violation struct {

@@ -1,10 +1,14 @@
 package web
 
 import (
+	"bytes"
 	"compress/gzip"
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -196,14 +200,59 @@ func TestHTTPBinIsMounted(t *testing.T) {
 	if res := h.get("/httpbin/delay/0.05"); res.status != http.StatusOK {
 		t.Errorf("/httpbin/delay/0.05: %d %s", res.status, res.body)
 	}
-	var got struct {
-		URL string `json:"url"`
-	}
-	h.getOK("/httpbin/get", &got)
-	if !strings.HasSuffix(got.URL, "/get") {
-		t.Errorf("/httpbin/get says its URL is %q", got.URL)
-	}
 	if res := h.get("/httpbin/delay/31"); res.status != http.StatusBadRequest {
 		t.Errorf("/httpbin/delay/31 past the 30 s maximum: %d", res.status)
+	}
+}
+
+// TestOpenAPIPassesRedoclyLint runs a standard linter's recommended rules over the document,
+// as served with ADMIN_TOKEN set, and wants no error.
+func TestOpenAPIPassesRedoclyLint(t *testing.T) {
+	t.Parallel()
+	h := start(t, withWebConfig(func(c *Config) { c.AdminToken = speakerToken }))
+	res := h.get("/openapi.json")
+	if res.status != http.StatusOK {
+		t.Fatalf("GET /openapi.json: %d", res.status)
+	}
+	var doc struct {
+		Servers    []struct{ URL string } `json:"servers"`
+		Components struct {
+			SecuritySchemes map[string]struct{ Type, Scheme string } `json:"securitySchemes"`
+		} `json:"components"`
+		Paths map[string]map[string]struct {
+			Security []map[string][]string `json:"security"`
+		} `json:"paths"`
+	}
+	res.json(t, &doc)
+	if len(doc.Servers) == 0 || doc.Servers[0].URL == "" {
+		t.Error("the document names no server")
+	}
+	if sc := doc.Components.SecuritySchemes[bearerScheme]; sc.Type != "http" || sc.Scheme != "bearer" {
+		t.Errorf("no bearer scheme: %+v", doc.Components.SecuritySchemes)
+	}
+	for path, ops := range doc.Paths {
+		for method, op := range ops {
+			need := h.srv.levels[routeKey{strings.ToUpper(method), fiberPath(path)}]
+			wantsToken := need == admin || need == launch
+			if hasToken := len(op.Security) > 0 && op.Security[0][bearerScheme] != nil; hasToken != wantsToken {
+				t.Errorf("%s %s (%s): security %v", method, path, need, op.Security)
+			}
+		}
+	}
+
+	file := filepath.Join(t.TempDir(), "openapi.json")
+	writeFile(t, file, res.body)
+	cli := filepath.Join(repoRoot(t), "node_modules", "@redocly", "cli", "bin", "cli.js")
+	if _, err := os.Stat(cli); err != nil {
+		t.Fatalf("Redocly CLI is missing (make test installs it with npm ci): %v", err)
+	}
+	cmd := exec.Command("node", cli, "lint", "--extends=recommended", "--format=summary", file)
+	cmd.Env = append(os.Environ(), "REDOCLY_TELEMETRY=off", "REDOCLY_SUPPRESS_UPDATE_NOTICE=true", "NO_COLOR=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("redocly lint: %v\n%s", err, out)
+	}
+	if bytes.Contains(out, []byte("error ")) {
+		t.Errorf("redocly lint reports errors:\n%s", out)
 	}
 }

@@ -29,7 +29,7 @@ type readyOutput struct {
 }
 
 func (s *Server) registerHealth() {
-	huma.Register(s.api, huma.Operation{
+	register(s, open, huma.Operation{
 		OperationID: "healthz",
 		Method:      http.MethodGet,
 		Path:        "/healthz",
@@ -38,7 +38,7 @@ func (s *Server) registerHealth() {
 	}, func(context.Context, *struct{}) (*healthOutput, error) {
 		return &healthOutput{Body: &Health{Status: "ok"}}, nil
 	})
-	huma.Register(s.api, huma.Operation{
+	register(s, open, huma.Operation{
 		OperationID: "readyz",
 		Method:      http.MethodGet,
 		Path:        "/readyz",

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
 	"github.com/hibiken/asynq/x/metrics"
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,5 +18,5 @@ func (s *Server) registerMetrics() {
 		}, func() float64 { return float64(s.core.Feed.Subscribers()) }),
 		metrics.NewQueueMetricsCollector(s.core.Launcher.Inspector()),
 	)
-	s.app.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
+	s.route(fiber.MethodGet, "/metrics", open, adaptor.HTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
 }

@@ -99,14 +99,19 @@ func (s *Server) registerMonitor() {
 			}
 		}
 		if bytes.HasPrefix(c.Response().Header.ContentType(), []byte("text/html")) {
-			page, csp := rewriteMonitorPage(c.Response().Body())
+			page, scripts := rewriteMonitorPage(c.Response().Body())
 			c.Response().SetBodyRaw(page)
-			c.Set(fiber.HeaderContentSecurityPolicy, csp)
+			allowScripts(c, scripts)
 		}
 		return nil
 	}
-	s.app.All(monitorRoot, h)
-	s.app.All(monitorRoot+"/*", h)
+	// Reading is open (non-admins get asynqmon's read-only mode); every write is the admin's.
+	for _, path := range []string{monitorRoot, monitorRoot + "/*"} {
+		s.route(fiber.MethodGet, path, open, h)
+		for _, m := range []string{fiber.MethodPost, fiber.MethodPut, fiber.MethodPatch, fiber.MethodDelete} {
+			s.route(m, path, admin, h)
+		}
+	}
 }
 
 var (
@@ -115,17 +120,15 @@ var (
 )
 
 // rewriteMonitorPage drops asynqmon's links to outside hosts (web fonts: the system's fonts
-// serve) and returns the page with a CSP that allows its inline scripts by hash.
-func rewriteMonitorPage(page []byte) ([]byte, string) {
+// serve) and returns the page with the hashes of its inline scripts, for the CSP.
+func rewriteMonitorPage(page []byte) ([]byte, []string) {
 	page = outsideLink.ReplaceAll(page, nil)
 	var hashes []string
 	for _, m := range inlineScript.FindAllSubmatch(page, -1) {
 		sum := sha256.Sum256(m[1])
 		hashes = append(hashes, "'sha256-"+base64.StdEncoding.EncodeToString(sum[:])+"'")
 	}
-	csp := "default-src 'self'; script-src 'self' " + strings.Join(hashes, " ") +
-		"; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'self'"
-	return page, csp
+	return page, hashes
 }
 
 // monitorRedisFields are the figures asynqmon's Redis page shows; embedded Redis reports

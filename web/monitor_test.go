@@ -122,7 +122,7 @@ func TestMonitorIsReadOnlyButForTheAdmin(t *testing.T) {
 	for _, w := range monitorWrites {
 		for _, auth := range [][]string{nil, {"Authorization", "Bearer wrong"}, {"Authorization", token}} {
 			res := h.do(w.method, "/monitor/api"+w.path, "{}", auth...)
-			res.problem(t, http.StatusForbidden)
+			res.problem(t, http.StatusUnauthorized)
 		}
 	}
 	// Reads stay open.

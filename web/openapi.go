@@ -35,12 +35,22 @@ func (s *Server) newAPI() huma.API {
 	hc.DocsPath = ""
 	hc.SchemasPath = ""
 	hc.CreateHooks = nil // no $schema field or Link header in responses
+	hc.Formats["application/json"], hc.Formats["json"] = strictJSON, strictJSON
 	hc.Info.Description = apiDescription
 	if s.cfg.Embedded {
 		hc.Info.Description += embeddedNote
 	}
+	server := &huma.Server{URL: "/", Description: "this server"}
 	if s.cfg.PublicURL != "" {
-		hc.Servers = []*huma.Server{{URL: s.cfg.PublicURL}}
+		server.URL = s.cfg.PublicURL
+	}
+	hc.Servers = []*huma.Server{server}
+	if s.cfg.AdminToken != "" {
+		hc.Components.SecuritySchemes = map[string]*huma.SecurityScheme{bearerScheme: {
+			Type:        "http",
+			Scheme:      "bearer",
+			Description: "The admin's token (ADMIN_TOKEN). Launching (unless PUBLIC_LAUNCH), canceling, pinning and deleting need it; reading never does.",
+		}}
 	}
 	hc.Tags = []*huma.Tag{
 		{Name: "runs", Description: "Launch, follow and cancel runs"},
@@ -51,6 +61,10 @@ func (s *Server) newAPI() huma.API {
 	// app.Time marshals as an RFC 3339 string (null when unset), not as the struct it is.
 	hc.Components.Schemas.RegisterTypeAlias(reflect.TypeFor[app.Time](), reflect.TypeFor[time.Time]())
 	api := humafiber.New(s.app, hc)
+	// huma serves the document itself, in these forms.
+	for _, form := range []string{".json", ".yaml", "-3.0.json", "-3.0.yaml"} {
+		s.declare(http.MethodGet, hc.OpenAPIPath+form, open)
+	}
 	api.UseMiddleware(s.bound)
 	return api
 }
@@ -103,7 +117,7 @@ func (s *Server) describeByHand() {
 			"application/problem+json": {Schema: problem},
 		}}
 	}
-	oapi.AddOperation(&huma.Operation{
+	s.describe(&huma.Operation{
 		OperationID: "stream-run-events",
 		Method:      http.MethodGet,
 		Path:        "/api/runs/{id}/events",

@@ -6,6 +6,8 @@ import (
 	"context"
 	"math"
 	"net/http"
+	"net/netip"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,12 +20,6 @@ import (
 	"github.com/taskrace/taskrace/templates"
 )
 
-// pageCSP lets pages run only their own scripts and talk only to their own origin. Inline
-// style attributes are allowed: bars are sized by them.
-const pageCSP = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; " +
-	"img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; " +
-	"form-action 'self'; frame-ancestors 'self'"
-
 // Page sizes.
 const (
 	tasksPerPage = 200 // rows of a run's task list; above it the list is paginated
@@ -34,19 +30,19 @@ const (
 )
 
 func (s *Server) registerPages() {
-	s.app.Get("/", s.home)
-	s.app.Post("/runs", s.launchForm)
-	s.app.Post("/race", s.race)
-	s.app.Get("/runs", s.runsPage)
-	s.app.Get("/runs/:id", s.runPage)
-	s.app.Get("/runs/:id/stream", s.htmlStream)
-	s.app.Post("/runs/:id/cancel", s.cancelForm)
-	s.app.Post("/runs/:id/pin", s.pinForm)
-	s.app.Get("/compare", s.comparePage)
-	s.app.Post("/compare/cancel", s.cancelAllForm)
-	s.app.Get("/partials/capacity", s.capacityPartial)
-	s.app.Get("/workers", s.workersPage)
-	s.app.Get("/runs/:id/workers", s.runWorkersPartial)
+	s.route(fiber.MethodGet, "/", open, s.home)
+	s.route(fiber.MethodPost, "/runs", launch, s.launchForm)
+	s.route(fiber.MethodPost, "/race", launch, s.race)
+	s.route(fiber.MethodGet, "/runs", open, s.runsPage)
+	s.route(fiber.MethodGet, "/runs/:id", open, s.runPage)
+	s.route(fiber.MethodGet, "/runs/:id/stream", open, s.htmlStream)
+	s.route(fiber.MethodPost, "/runs/:id/cancel", admin, s.cancelForm)
+	s.route(fiber.MethodPost, "/runs/:id/pin", admin, s.pinForm)
+	s.route(fiber.MethodGet, "/compare", open, s.comparePage)
+	s.route(fiber.MethodPost, "/compare/cancel", admin, s.cancelAllForm)
+	s.route(fiber.MethodGet, "/partials/capacity", open, s.capacityPartial)
+	s.route(fiber.MethodGet, "/workers", open, s.workersPage)
+	s.route(fiber.MethodGet, "/runs/:id/workers", open, s.runWorkersPartial)
 }
 
 // render writes a page.
@@ -57,10 +53,7 @@ func (s *Server) render(c *fiber.Ctx, status int, page templ.Component) error {
 	}
 	c.Status(status)
 	c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
-	c.Set(fiber.HeaderContentSecurityPolicy, pageCSP)
 	c.Set(fiber.HeaderCacheControl, "no-store")
-	c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
-	c.Set(fiber.HeaderReferrerPolicy, "same-origin")
 	return c.Send(buf.Bytes())
 }
 
@@ -73,8 +66,8 @@ func (s *Server) page(c *fiber.Ctx, title, nav string) templates.Page {
 // access is what the request's viewer may do, as the guard decides it.
 func (s *Server) access(c *fiber.Ctx) templates.Access {
 	admin := s.isAdmin(c)
-	path := string(c.Request().URI().RequestURI())
-	if c.Method() != fiber.MethodGet || !localPath(path) {
+	path := safeNext(string(c.Request().URI().RequestURI()))
+	if c.Method() != fiber.MethodGet {
 		path = "/" // a form's answer: back to the dashboard after signing in
 	}
 	return templates.Access{Open: s.cfg.AdminToken == "", Admin: admin, CanLaunch: admin || s.cfg.PublicLaunch, Path: path}
@@ -90,13 +83,38 @@ func (s *Server) pageError(c *fiber.Ctx, err error) error {
 	return s.render(c, status, templates.ErrorPage(templates.ErrorView{Page: p, Status: status, Message: app.ErrorMessage(err)}))
 }
 
-// baseURL is where the audience reaches this server: PUBLIC_URL when set, else the
-// request's own scheme and host.
+// baseURL is where the audience reaches this server: PUBLIC_URL when set, else the address
+// the request came in on. The Host header is believed only when it names that address or is
+// listed in ALLOWED_HOSTS: anyone can send any Host, and share links and QR codes must not
+// point where a stranger chose.
 func (s *Server) baseURL(c *fiber.Ctx) string {
 	if s.cfg.PublicURL != "" {
 		return s.cfg.PublicURL
 	}
-	return c.Protocol() + "://" + string(c.Request().Host())
+	scheme := "http"
+	if c.Protocol() == "https" {
+		scheme = "https"
+	}
+	local := c.Context().LocalAddr().String()
+	host := strings.ToLower(string(c.Request().Host()))
+	if host == local || slices.Contains(s.cfg.AllowedHosts, host) {
+		return scheme + "://" + host
+	}
+	return scheme + "://" + local
+}
+
+// loopbackURL reports whether u (a base URL) is one that phones in the audience cannot reach.
+func loopbackURL(u string) bool {
+	p, err := url.Parse(u)
+	if err != nil {
+		return false
+	}
+	h := p.Hostname()
+	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(h)
+	return err == nil && (ip.IsLoopback() || ip.IsUnspecified())
 }
 
 func pageContext(c *fiber.Ctx) (context.Context, context.CancelFunc) {
@@ -486,6 +504,7 @@ func (s *Server) runPage(c *fiber.Ctx) error {
 	v.Present = c.Query("present") == "1"
 	v.URL = s.baseURL(c) + "/runs/" + v.Run.ID
 	v.QR = qrSVG(v.URL)
+	v.Loopback = loopbackURL(v.URL)
 	v.OGLine = templates.OGLine(v.Run)
 	p := s.page(c, templates.ModeName(v.Run.Mode)+" run "+v.Run.ID[len(v.Run.ID)-8:], "runs")
 	p.Title = v.OGLine

@@ -490,7 +490,11 @@ func TestLayoutSaysWhoMayDoWhat(t *testing.T) {
 			}
 			var hdr []string
 			if tc.admin {
-				hdr = []string{"Cookie", sessionCookie + "=" + h.srv.newSession(time.Now())}
+				token, err := h.core.Sessions.Create(t.Context(), "s3cret", time.Hour)
+				if err != nil {
+					t.Fatal(err)
+				}
+				hdr = []string{"Cookie", sessionCookie + "=" + token}
 			}
 			home := string(h.get("/", hdr...).body)
 			run := string(h.get("/runs/"+r.ID+"?page=1", hdr...).body)

@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/danielgtaylor/huma/v2"
+	"github.com/danielgtaylor/huma/v2/adapters/humafiber"
 	"github.com/danielgtaylor/huma/v2/validation"
 	"github.com/gofiber/fiber/v2"
 
@@ -186,20 +187,23 @@ func writeProblem(c *fiber.Ctx, p *Problem) error {
 // fail is what a huma handler returns for err.
 func (s *Server) fail(ctx context.Context, err error) error { return s.problem(ctx, err) }
 
-// requireJSON answers 415 to a body that says it is not JSON, before huma reads it.
-func (s *Server) requireJSON(c *fiber.Ctx) error {
+// jsonOnly answers 415 to a body that says it is not JSON, before huma reads it.
+func (s *Server) jsonOnly(ctx huma.Context, next func(huma.Context)) {
+	c := humafiber.Unwrap(ctx)
 	ct := string(c.Request().Header.ContentType())
 	if ct == "" {
-		return c.Next() // huma takes an unlabelled body as JSON
+		next(ctx) // huma takes an unlabelled body as JSON
+		return
 	}
 	mt, _, err := mime.ParseMediaType(ct)
 	if err != nil || (mt != fiber.MIMEApplicationJSON && !strings.HasSuffix(mt, "+json")) {
 		p := newProblem(http.StatusUnsupportedMediaType,
 			fmt.Sprintf("the request body must be JSON, sent with Content-Type: application/json; got Content-Type %q", ct))
 		p.Errors = []*FieldError{{Location: "header.Content-Type", Message: "must be application/json", Value: ct}}
-		return p
+		s.answer(c, p)
+		return
 	}
-	return c.Next()
+	next(ctx)
 }
 
 var problemsInHuma sync.Once

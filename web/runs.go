@@ -111,7 +111,7 @@ type taskOutput struct {
 
 func (s *Server) registerRuns() {
 	limits := s.core.Config.Limits
-	huma.Register(s.api, huma.Operation{
+	register(s, launch, huma.Operation{
 		OperationID:   "create-run",
 		Method:        http.MethodPost,
 		Path:          "/api/runs",
@@ -119,7 +119,8 @@ func (s *Server) registerRuns() {
 		Summary:       "Launch a run",
 		Description:   "Validates the plan, saves the run and starts it. Follow it at /api/runs/{id}/events.",
 		DefaultStatus: http.StatusCreated,
-		MaxBodyBytes:  int64(s.cfg.MaxBody) + 1, // Fiber enforces the limit; huma counts one byte more as too many
+		MaxBodyBytes:  int64(s.cfg.MaxBody) + 1, // limitBody enforces the limit; huma counts one byte more as too many
+		Middlewares:   huma.Middlewares{s.jsonOnly},
 		Errors: []int{http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType,
 			http.StatusTooManyRequests, http.StatusServiceUnavailable},
 	}, s.createRun)
@@ -127,7 +128,7 @@ func (s *Server) registerRuns() {
 	s.limitSchema("RunRequest", "delay_ms", 0, float64(limits.MaxDelay.Milliseconds()))
 	s.limitSchema("RunRequest", "parallelism", 0, float64(limits.MaxParallelism))
 
-	huma.Register(s.api, huma.Operation{
+	register(s, open, huma.Operation{
 		OperationID: "list-runs",
 		Method:      http.MethodGet,
 		Path:        "/api/runs",
@@ -136,7 +137,7 @@ func (s *Server) registerRuns() {
 		Errors:      []int{http.StatusServiceUnavailable},
 	}, s.listRuns)
 
-	huma.Register(s.api, huma.Operation{
+	register(s, open, huma.Operation{
 		OperationID: "get-run",
 		Method:      http.MethodGet,
 		Path:        "/api/runs/{id}",
@@ -146,7 +147,7 @@ func (s *Server) registerRuns() {
 		Errors:      []int{http.StatusNotFound, http.StatusServiceUnavailable},
 	}, s.getRun)
 
-	huma.Register(s.api, huma.Operation{
+	register(s, admin, huma.Operation{
 		OperationID: "cancel-run",
 		Method:      http.MethodPost,
 		Path:        "/api/runs/{id}/cancel",
@@ -156,7 +157,7 @@ func (s *Server) registerRuns() {
 		Errors:      []int{http.StatusNotFound, http.StatusConflict, http.StatusServiceUnavailable},
 	}, s.cancelRun)
 
-	huma.Register(s.api, huma.Operation{
+	register(s, admin, huma.Operation{
 		OperationID: "pin-run",
 		Method:      http.MethodPost,
 		Path:        "/api/runs/{id}/pin",
@@ -165,7 +166,7 @@ func (s *Server) registerRuns() {
 		Errors:      []int{http.StatusNotFound, http.StatusServiceUnavailable},
 	}, s.pinRun(true))
 
-	huma.Register(s.api, huma.Operation{
+	register(s, admin, huma.Operation{
 		OperationID: "unpin-run",
 		Method:      http.MethodDelete,
 		Path:        "/api/runs/{id}/pin",
@@ -174,7 +175,7 @@ func (s *Server) registerRuns() {
 		Errors:      []int{http.StatusNotFound, http.StatusServiceUnavailable},
 	}, s.pinRun(false))
 
-	huma.Register(s.api, huma.Operation{
+	register(s, open, huma.Operation{
 		OperationID: "get-task",
 		Method:      http.MethodGet,
 		Path:        "/api/tasks/{task_id}",

@@ -92,7 +92,7 @@ func (s *Server) registerSeed() {
 		}}
 	}
 	errs := []int{http.StatusTooManyRequests, http.StatusServiceUnavailable}
-	huma.Register(s.api, huma.Operation{
+	register(s, launch, huma.Operation{
 		OperationID: "seed-sequential",
 		Method:      http.MethodGet,
 		Path:        "/sequential",
@@ -102,7 +102,7 @@ func (s *Server) registerSeed() {
 		Errors:      errs,
 	}, s.seedHandler(app.Sequential))
 	for _, path := range []string{"/sequential_celery", "/distributed"} {
-		huma.Register(s.api, huma.Operation{
+		register(s, launch, huma.Operation{
 			OperationID: "seed-" + strings.TrimPrefix(path, "/"),
 			Method:      http.MethodGet,
 			Path:        path,
@@ -113,7 +113,7 @@ func (s *Server) registerSeed() {
 			Errors:      errs,
 		}, s.seedHandler(app.Distributed))
 	}
-	huma.Register(s.api, huma.Operation{
+	register(s, launch, huma.Operation{
 		OperationID: "seed-concurrent",
 		Method:      http.MethodGet,
 		Path:        "/concurrent",
@@ -131,7 +131,7 @@ func (s *Server) registerSeed() {
 	}
 	s.limitParam("/concurrent", "parallelism", 1, float64(limits.MaxParallelism))
 
-	huma.Register(s.api, huma.Operation{
+	register(s, open, huma.Operation{
 		OperationID: "seed-result",
 		Method:      http.MethodGet,
 		Path:        "/result/{task_id}",

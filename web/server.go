@@ -4,20 +4,21 @@
 package web
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/gofiber/fiber/v2"
-	"github.com/gofiber/fiber/v2/middleware/adaptor"
 	"github.com/gofiber/fiber/v2/middleware/recover"
-	"github.com/mccutchen/go-httpbin/v2/httpbin"
 
 	"github.com/taskrace/taskrace/app"
 )
@@ -34,6 +35,7 @@ type Config struct {
 	SessionTTL     time.Duration  // how long an admin sign-in lasts
 	LaunchRate     int            // launches a minute per client, for everyone but the admin
 	TrustedProxies []netip.Prefix // peers whose X-Forwarded-For names the client
+	AllowedHosts   []string       // Host headers that share links may use when PublicURL is unset
 }
 
 // DefaultMaxBody is the request body limit when Config.MaxBody is not set.
@@ -70,6 +72,8 @@ type Server struct {
 	monitor    *monitor       // asynqmon, closed on Shutdown
 	workerSnap workerSnapshot // the last read of the live workers
 	limits     *launchLimits  // per-client launch rate
+
+	levels map[routeKey]access // each route's access level, as it was registered
 }
 
 // New builds the server's routes over core. Nothing listens until Serve.
@@ -91,8 +95,15 @@ func New(core *app.Core, cfg Config, logger *slog.Logger) *Server {
 		limits: newLaunchLimits(cfg.LaunchRate)}
 	s.base, s.stop = context.WithCancel(context.Background())
 	s.app = fiber.New(fiber.Config{
-		AppName:               "taskrace",
-		BodyLimit:             hardBodyLimit(cfg.MaxBody),
+		AppName: "taskrace",
+		// Strict: /API/RUNS or /runs/ is no route at all, never a route whose check was
+		// decided for another spelling.
+		CaseSensitive: true,
+		StrictRouting: true,
+		// Bodies are read by limitBody, which answers 413 past MaxBody and reads the rest
+		// away, so the client reads the answer rather than a reset connection.
+		StreamRequestBody:     true,
+		BodyLimit:             cfg.MaxBody,
 		ErrorHandler:          s.handleError,
 		DisableStartupMessage: true,
 		ReadTimeout:           30 * time.Second,
@@ -101,8 +112,11 @@ func New(core *app.Core, cfg Config, logger *slog.Logger) *Server {
 	s.app.Use(recover.New(recover.Config{
 		EnableStackTrace:  true,
 		StackTraceHandler: s.logPanic,
-	}), s.requestID, s.limitBody, securityHeaders, s.guard)
+	}), s.requestID, securityHeaders, s.limitBody)
 	s.routes()
+	if missing := s.undeclaredRoutes(); len(missing) > 0 {
+		panic("web: routes without an access level: " + strings.Join(missing, ", "))
+	}
 	return s
 }
 
@@ -125,17 +139,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 func (s *Server) routes() {
 	// Plain Fiber handlers first: Fiber matches routes in the order they are added.
-	s.app.Post("/api/runs", s.requireJSON)
-	s.app.Get("/api/runs/:id/events", s.events)
-	s.app.Get("/docs", s.docs)
-	s.app.Get("/static/*", s.static)
+	s.route(fiber.MethodGet, "/api/runs/:id/events", open, s.events)
+	s.route(fiber.MethodGet, "/docs", open, s.docs)
+	s.route(fiber.MethodGet, "/static/*", open, s.static)
 	s.registerPages()
 	s.registerMonitor()
 	s.registerMetrics()
-
-	bin := adaptor.HTTPHandler(s.httpbin())
-	s.app.All("/httpbin", bin)
-	s.app.All("/httpbin/*", bin)
+	s.route(fiber.MethodGet, "/httpbin/delay/:seconds", open, s.delay)
 
 	s.api = s.newAPI()
 	s.registerRuns()
@@ -146,27 +156,52 @@ func (s *Server) routes() {
 	s.describeByHand()
 }
 
-// httpbin is the built-in delay target, under /httpbin.
-func (s *Server) httpbin() http.Handler {
-	opts := []httpbin.OptionFunc{httpbin.WithPrefix("/httpbin")}
-	if s.cfg.MaxDelay > 0 {
-		opts = append(opts, httpbin.WithMaxDuration(s.cfg.MaxDelay))
+// limitBody reads the request's body, up to MaxBody: past it, it answers 413 and reads the
+// rest away (up to drainLimit), so that the client reads the answer instead of a reset.
+func (s *Server) limitBody(c *fiber.Ctx) error {
+	req := c.Request()
+	if !req.IsBodyStream() {
+		return c.Next()
 	}
-	return httpbin.New(opts...)
+	if n := req.Header.ContentLength(); n > s.cfg.MaxBody {
+		return s.tooLarge(c)
+	}
+	body, err := io.ReadAll(io.LimitReader(req.BodyStream(), int64(s.cfg.MaxBody)+1))
+	if err != nil {
+		return app.Errorf(app.EMalformed, "the request body could not be read")
+	}
+	if len(body) > s.cfg.MaxBody {
+		return s.tooLarge(c)
+	}
+	// Handed on as a stream again: with StreamRequestBody, huma reads the stream, not Body.
+	req.SetBodyStream(bytes.NewReader(body), len(body))
+	return c.Next()
 }
 
-// hardBodyLimit is the body size past which fasthttp refuses a request before reading it.
-// It answers 413 then, but closes the connection on the unread body, and the client may see
-// a reset instead of the answer; limitBody answers every body up to this size cleanly.
-func hardBodyLimit(limit int) int { return max(16*limit, 1<<20) }
+// What limitBody reads away of an oversized body, at most; past either the connection is
+// closed unread.
+const (
+	drainLimit   = 64 << 20
+	drainTimeout = 2 * time.Second
+)
 
-// limitBody answers 413 to a body over the configured limit, once fasthttp has read it
-// (so the connection stays usable and the client reads the answer).
-func (s *Server) limitBody(c *fiber.Ctx) error {
-	if len(c.Request().Body()) > s.cfg.MaxBody {
-		return fiber.ErrRequestEntityTooLarge
+func (s *Server) tooLarge(c *fiber.Ctx) error {
+	req := c.Request()
+	drained := false
+	if req.Header.ContentLength() <= drainLimit {
+		// Bounded in time too: a client may announce a body it never sends.
+		if conn := c.Context().Conn(); conn != nil {
+			conn.SetReadDeadline(time.Now().Add(drainTimeout))
+		}
+		n, err := io.Copy(io.Discard, io.LimitReader(req.BodyStream(), drainLimit))
+		drained = err == nil && n < drainLimit
 	}
-	return c.Next()
+	if !drained {
+		c.Set(fiber.HeaderConnection, "close")
+	}
+	req.ResetBody()
+	return newProblem(http.StatusRequestEntityTooLarge,
+		"the request body is larger than "+strconv.Itoa(s.cfg.MaxBody)+" bytes")
 }
 
 // link returns the URL of path, absolute when a public URL is configured.

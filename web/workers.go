@@ -87,7 +87,7 @@ func (s *Server) workers(ctx context.Context) (*WorkerList, error) {
 }
 
 func (s *Server) registerWorkers() {
-	huma.Register(s.api, huma.Operation{
+	register(s, open, huma.Operation{
 		OperationID: "list-workers",
 		Method:      http.MethodGet,
 		Path:        "/api/workers",
@@ -102,8 +102,8 @@ func (s *Server) registerWorkers() {
 		}
 		return &workersOutput{Body: list}, nil
 	})
-	s.app.Get("/api/workers/stream", s.workersStream)
-	s.api.OpenAPI().AddOperation(&huma.Operation{
+	s.route(fiber.MethodGet, "/api/workers/stream", open, s.workersStream)
+	s.describe(&huma.Operation{
 		OperationID: "stream-workers",
 		Method:      http.MethodGet,
 		Path:        "/api/workers/stream",

@@ -1,0 +1,328 @@
+package web
+
+import (
+	"context"
+	"crypto/subtle"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/danielgtaylor/huma/v2/adapters/humafiber"
+	"github.com/gofiber/fiber/v2"
+)
+
+// Access control. Viewing is open to everyone. With ADMIN_TOKEN set, launching (unless
+// PUBLIC_LAUNCH), canceling, pinning, deleting and every write in the monitor are the
+// admin's: a request is the admin's when it carries the token as a Bearer credential or the
+// cookie of a live session (see sessions in admin.go). Without ADMIN_TOKEN everything is open.
+//
+// Every route declares its level where it is registered (route, register), and the check
+// runs as the first handler of the route that matched. The router is strict (case-sensitive,
+// exact slashes), so a path spelled another way matches no route rather than a route without
+// its check; New refuses to build a server with a route that declares no level.
+
+// access is what a route asks of a request.
+type access int
+
+const (
+	undeclared access = iota // a route registered without a level: New refuses it
+	open                     // anyone
+	launch                   // the admin, or anyone with PUBLIC_LAUNCH; rate-limited for non-admins
+	admin                    // the admin only
+)
+
+func (a access) String() string {
+	switch a {
+	case open:
+		return "open"
+	case launch:
+		return "launch"
+	case admin:
+		return "admin"
+	}
+	return "undeclared"
+}
+
+// bearerScheme is the name of the admin's credential in the OpenAPI document.
+const bearerScheme = "adminToken"
+
+// route registers a plain Fiber route with its access level. A GET route answers HEAD too.
+func (s *Server) route(method, path string, need access, h fiber.Handler) {
+	methods := []string{method}
+	if method == fiber.MethodGet {
+		methods = append(methods, fiber.MethodHead)
+	}
+	for _, m := range methods {
+		s.declare(m, path, need)
+		s.app.Add(m, path, s.authorize(need), h)
+	}
+}
+
+// register registers a huma operation with its access level: the check runs before the
+// operation's own middlewares, and the OpenAPI document says which credential it takes.
+func register[I, O any](s *Server, need access, op huma.Operation, h func(context.Context, *I) (*O, error)) {
+	check := func(ctx huma.Context, next func(huma.Context)) {
+		if c := humafiber.Unwrap(ctx); s.refused(c, need) {
+			return
+		}
+		next(ctx)
+	}
+	op.Middlewares = append(huma.Middlewares{check}, op.Middlewares...)
+	if op.Metadata == nil {
+		op.Metadata = map[string]any{}
+	}
+	op.Metadata["access"] = need.String()
+	s.secure(&op, need)
+	slices.Sort(op.Errors)
+	op.Errors = slices.Compact(op.Errors)
+	s.declare(op.Method, fiberPath(op.Path), need)
+	huma.Register(s.api, op, h)
+}
+
+// secure says in the OpenAPI document what credential op takes at level need, and the
+// refusals that come with it.
+func (s *Server) secure(op *huma.Operation, need access) {
+	switch {
+	case s.cfg.AdminToken == "" || need == open:
+		op.Security = []map[string][]string{{}} // everything is open on this server
+		return
+	case need == admin || !s.cfg.PublicLaunch:
+		op.Security = []map[string][]string{{bearerScheme: {}}}
+		op.Errors = append(op.Errors, http.StatusUnauthorized, http.StatusForbidden)
+	default: // launch, open to all with PUBLIC_LAUNCH
+		op.Security = []map[string][]string{{bearerScheme: {}}, {}}
+		op.Errors = append(op.Errors, http.StatusForbidden, http.StatusTooManyRequests)
+	}
+	if need == launch {
+		op.Errors = append(op.Errors, http.StatusTooManyRequests)
+	}
+}
+
+// describe adds to the OpenAPI document an operation that a plain route serves, with the
+// security its route declared.
+func (s *Server) describe(op *huma.Operation) {
+	need := s.levels[routeKey{op.Method, fiberPath(op.Path)}]
+	if need == undeclared {
+		panic("web: describing " + op.Method + " " + op.Path + ", which is no declared route")
+	}
+	s.secure(op, need)
+	s.api.OpenAPI().AddOperation(op)
+}
+
+// fiberPath is an OpenAPI path as humafiber registers it: {param} becomes :param.
+func fiberPath(p string) string {
+	return strings.NewReplacer("{", ":", "}", "").Replace(p)
+}
+
+type routeKey struct{ method, path string }
+
+func (s *Server) declare(method, path string, need access) {
+	if s.levels == nil {
+		s.levels = make(map[routeKey]access)
+	}
+	k := routeKey{method, path}
+	if had, ok := s.levels[k]; ok && had != need {
+		panic(fmt.Sprintf("web: %s %s declared both %s and %s", method, path, had, need))
+	}
+	s.levels[k] = need
+}
+
+// undeclaredRoutes lists the routes of the router that declare no access level.
+func (s *Server) undeclaredRoutes() []string {
+	var missing []string
+	for _, r := range s.app.GetRoutes(true) {
+		if s.levels[routeKey{r.Method, r.Path}] == undeclared {
+			missing = append(missing, r.Method+" "+r.Path)
+		}
+	}
+	return missing
+}
+
+// authorize is the first handler of every plain route.
+func (s *Server) authorize(need access) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		if s.refused(c, need) {
+			return nil
+		}
+		return c.Next()
+	}
+}
+
+// refused answers the request itself, and reports so, when it may not call a route of
+// level need: a cookie-authenticated change from another site, a non-admin where the admin
+// is needed, or a launch over the rate limit.
+func (s *Server) refused(c *fiber.Ctx, need access) bool {
+	if s.cfg.AdminToken == "" {
+		return false // everything is open, and there are no sessions to forge
+	}
+	changes := need != open || !safeMethod(c.Method())
+	if changes && s.cookieAuthenticated(c) && !s.sameOrigin(c) {
+		s.answer(c, newProblem(http.StatusForbidden,
+			"this request did not come from a taskrace page (Sec-Fetch-Site, Origin and Referer say another site, or nothing): "+
+				"reload the page and try again, or send Authorization: Bearer <ADMIN_TOKEN>"))
+		return true
+	}
+	if need == open || s.isAdmin(c) {
+		return false
+	}
+	if need == admin || !s.cfg.PublicLaunch {
+		s.unauthorized(c)
+		return true
+	}
+	if wait, ok := s.limits.allow(s.clientIP(c), time.Now()); !ok {
+		secs := int(wait.Seconds()) + 1
+		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(secs))
+		s.answer(c, newProblem(http.StatusTooManyRequests,
+			"too many launches from this address: at most "+strconv.Itoa(s.cfg.LaunchRate)+
+				" a minute (LAUNCH_RATE); try again in "+strconv.Itoa(secs)+" s"))
+		return true
+	}
+	return false
+}
+
+func (s *Server) answer(c *fiber.Ctx, p *Problem) {
+	if err := writeProblem(c, p); err != nil {
+		s.logger.Error("writing a refusal", "err", err)
+	}
+}
+
+func safeMethod(m string) bool {
+	return m == fiber.MethodGet || m == fiber.MethodHead || m == fiber.MethodOptions
+}
+
+// unauthorized answers a request that needs the admin: the sign-in form for a page's form,
+// a problem for everyone else.
+func (s *Server) unauthorized(c *fiber.Ctx) {
+	if isForm(c) {
+		if err := c.Redirect(loginPath+"?next="+url.QueryEscape(returnPath(c)), http.StatusSeeOther); err != nil {
+			s.logger.Error("redirecting to sign-in", "err", err)
+		}
+		return
+	}
+	c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="taskrace"`)
+	s.answer(c, newProblem(http.StatusUnauthorized,
+		"only the admin may do this: send Authorization: Bearer <ADMIN_TOKEN>, or sign in at "+loginPath))
+}
+
+// bearer is the request's Bearer credential, if it has one.
+func bearer(c *fiber.Ctx) (string, bool) {
+	return strings.CutPrefix(c.Get(fiber.HeaderAuthorization), "Bearer ")
+}
+
+// cookieAuthenticated reports whether the request would be the admin's by its cookie
+// alone: the kind of request another site can make a browser send.
+func (s *Server) cookieAuthenticated(c *fiber.Ctx) bool {
+	if _, ok := bearer(c); ok {
+		return false
+	}
+	return c.Cookies(sessionCookie) != ""
+}
+
+// isAdmin reports whether the request is the admin's. The answer is kept for the request.
+func (s *Server) isAdmin(c *fiber.Ctx) bool {
+	if s.cfg.AdminToken == "" {
+		return true
+	}
+	if v, ok := c.Locals(adminLocal).(bool); ok {
+		return v
+	}
+	var yes bool
+	if token, ok := bearer(c); ok {
+		yes = subtle.ConstantTimeCompare([]byte(token), []byte(s.cfg.AdminToken)) == 1
+	} else if cookie := c.Cookies(sessionCookie); cookie != "" {
+		ctx, cancel := context.WithTimeout(c.UserContext(), sessionCheckTimeout)
+		yes = s.core.Sessions.Valid(ctx, s.cfg.AdminToken, cookie)
+		cancel()
+	}
+	c.Locals(adminLocal, yes)
+	return yes
+}
+
+const (
+	adminLocal          = "taskrace.admin"
+	sessionCheckTimeout = 2 * time.Second
+)
+
+// sameOrigin reports whether the browser says the request came from one of our own pages
+// (or from the person, typing or following a bookmark): Sec-Fetch-Site when the browser
+// sends it, else Origin, else Referer. A request that says nothing is refused: every
+// browser that can be made to send a forged request sends one of the three.
+func (s *Server) sameOrigin(c *fiber.Ctx) bool {
+	switch c.Get("Sec-Fetch-Site") {
+	case "same-origin", "none":
+		return true
+	case "":
+	default:
+		return false
+	}
+	src := c.Get(fiber.HeaderOrigin)
+	if src == "" || src == "null" {
+		src = c.Get(fiber.HeaderReferer)
+	}
+	u, err := url.Parse(src)
+	return src != "" && err == nil && (u.Scheme == "http" || u.Scheme == "https") && s.ownHost(c, u.Host)
+}
+
+func (s *Server) ownHost(c *fiber.Ctx, host string) bool {
+	if host == "" {
+		return false
+	}
+	if host == string(c.Request().Host()) {
+		return true
+	}
+	if pub, err := url.Parse(s.cfg.PublicURL); err == nil && pub.Host != "" && host == pub.Host {
+		return true
+	}
+	return false
+}
+
+// returnPath is where a sign-in sends the admin back to: the page the form was on.
+func returnPath(c *fiber.Ctx) string {
+	if ref, err := url.Parse(c.Get(fiber.HeaderReferer)); err == nil && ref.Host == string(c.Request().Host()) {
+		return safeNext(ref.RequestURI())
+	}
+	return "/"
+}
+
+// safeNext returns next when it is a path on this site, "/" otherwise. It refuses what a
+// browser or a redirect could read as another site or another header: a scheme, "//" or
+// "\" at the start, control characters, and the percent-encoded forms of these.
+func safeNext(next string) string {
+	if len(next) > 2048 || !localPath(next) {
+		return "/"
+	}
+	// Decoded once more, in case something between here and the browser decodes it.
+	if dec, err := url.PathUnescape(next); err != nil || !localPath(dec) {
+		return "/"
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.Opaque != "" || u.User != nil {
+		return "/"
+	}
+	return next
+}
+
+// localPath reports whether p is an absolute path of this site, with nothing a browser
+// would strip or reinterpret: no control characters, no backslash, no "//" at the start.
+func localPath(p string) bool {
+	if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.ContainsRune(p, '\\') {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		if p[i] < 0x20 || p[i] == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+func isForm(c *fiber.Ctx) bool {
+	ct := string(c.Request().Header.ContentType())
+	return strings.HasPrefix(ct, fiber.MIMEApplicationForm) || strings.HasPrefix(ct, fiber.MIMEMultipartForm) ||
+		strings.HasPrefix(ct, fiber.MIMETextPlain)
+}
