@@ -1,12 +1,25 @@
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: build test generate css check-generated lint bench run screenshots
+.PHONY: build test test-deps fuzz generate css check-generated lint bench run screenshots
 
 build:
 	go build -trimpath -ldflags "-X main.version=$(VERSION)" -o bin/taskrace .
 
-test:
+# The whole suite, on a fresh clone too: installs what is missing first (test-deps), then
+# runs every test with the race detector and each fuzz target briefly.
+test: test-deps
 	go test -race -count=1 ./...
+	$(MAKE) fuzz
+
+test-deps:
+	bash scripts/test-deps.sh
+
+FUZZTIME ?= 10s
+
+fuzz:
+	go test -run '^$$' -fuzz '^FuzzSafeNext$$' -fuzztime $(FUZZTIME) ./web
+	go test -run '^$$' -fuzz '^FuzzPlanJSON$$' -fuzztime $(FUZZTIME) ./web
+	go test -run '^$$' -fuzz '^FuzzPlanForm$$' -fuzztime $(FUZZTIME) ./web
 
 generate:
 	go tool templ generate

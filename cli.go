@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -253,9 +254,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 }
 
 func runWorker(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
-	f := newFlags("worker", "Runs an asynq worker on the run queue. Needs the Redis that serve uses.", getenv, stderr)
+	f := newFlags("worker", "Runs an asynq worker on the run queue. REDIS_URL is required: the Redis that serve uses.", getenv, stderr)
 	var cf coreFlags
 	cf.register(f)
+	f.fs.Lookup("redis-url").Usage = "Redis URL (redis://, rediss://, redis-socket://, redis-sentinel://); required: the Redis that serve uses"
 	var wcfg worker.Config
 	f.Int(&wcfg.Concurrency, "concurrency", "CONCURRENCY", 5, "tasks processed at once")
 	f.Duration(&wcfg.TaskCheckInterval, "task-check-interval", "TASK_CHECK_INTERVAL", worker.DefaultTaskCheckInterval, "how often an idle worker polls for tasks")
@@ -324,6 +326,9 @@ func healthcheck(ctx context.Context, args []string, getenv func(string) string,
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	if checkRedis {
+		if redisURL == "" {
+			return usageError{errors.New("--redis checks the Redis in REDIS_URL (or --redis-url), and none is set")}
+		}
 		r, err := app.OpenRedis(redisURL)
 		if err != nil {
 			return usageError{err}
@@ -399,6 +404,8 @@ func runPlan(ctx context.Context, args []string, getenv func(string) string, std
 	modes := []app.Mode{app.Mode(mode)}
 	if mode == "all" {
 		modes = app.Modes
+	} else if !slices.Contains(app.Modes, app.Mode(mode)) {
+		return usageError{fmt.Errorf("--mode must be one of sequential, concurrent, distributed, all; got %q", mode)}
 	}
 	plans := make([]app.Plan, len(modes))
 	for i, m := range modes {

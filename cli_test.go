@@ -79,7 +79,7 @@ func TestHelp(t *testing.T) {
 		flags []string
 	}{
 		{"serve", []string{"-addr", "-worker", "-concurrency", "-redis-url", "$SHUTDOWN_TIMEOUT"}},
-		{"worker", []string{"-concurrency", "-redis-url", "$HTTPBIN_URL"}},
+		{"worker", []string{"-concurrency", "-redis-url", "$HTTPBIN_URL", "REDIS_URL is required", "required: the Redis that serve uses"}},
 		{"run", []string{"-mode", "-tasks", "-delay", "-parallelism", "-json", "-failure-rate", "-target"}},
 		{"healthcheck", []string{"-addr", "-redis"}},
 	}
@@ -132,7 +132,9 @@ func TestUsageErrors(t *testing.T) {
 		{"TARGET_ALLOWLIST", env("TARGET_ALLOWLIST=not a url"), []string{"serve"}, "TARGET_ALLOWLIST"},
 		{"QUEUE empty flag", env(), []string{"worker", "--queue=", "--redis-url", "redis://127.0.0.1:1/0"}, "QUEUE"},
 		{"run tasks zero", env(), []string{"run", "--tasks", "0"}, "tasks"},
-		{"run unknown mode", env(), []string{"run", "--mode", "parallel"}, "sequential"},
+		{"run unknown mode", env(), []string{"run", "--mode", "parallel"}, "sequential, concurrent, distributed, all"},
+		{"healthcheck --redis without REDIS_URL", env(), []string{"healthcheck", "--redis"}, "none is set"},
+		{"ALLOWED_HOSTS", env("ALLOWED_HOSTS=a/b"), []string{"serve"}, "ALLOWED_HOSTS"},
 		{"run delay over MAX_DELAY", env("MAX_DELAY=1s"), []string{"run", "--delay", "2s"}, "delay"},
 	}
 	for _, tt := range tests {
