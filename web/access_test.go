@@ -551,3 +551,38 @@ func TestShareLinksIgnoreStrangersHosts(t *testing.T) {
 		t.Error("with PUBLIC_URL the share link is not PUBLIC_URL's, or is called loopback")
 	}
 }
+
+// TestAnswersAreCompressedButStreams: pages, JSON and the monitor's scripts go out
+// compressed to a client that accepts it; event streams never do.
+func TestAnswersAreCompressedButStreams(t *testing.T) {
+	t.Parallel()
+	h := start(t)
+	r := h.launch(map[string]any{"mode": "sequential", "tasks": 20, "delay_ms": 0})
+	h.follow(r.ID)
+	gz := []string{"Accept-Encoding", "gzip"}
+	page := h.get("/", gz...)
+	for _, path := range []string{"/", "/runs/" + r.ID, "/api/runs/" + r.ID, "/api/runs", "/openapi.json", "/monitor/"} {
+		res := h.get(path, gz...)
+		if res.status != http.StatusOK || res.header.Get("Content-Encoding") != "gzip" {
+			t.Errorf("GET %s: %d, Content-Encoding %q, want gzip", path, res.status, res.header.Get("Content-Encoding"))
+		}
+	}
+	_ = page
+	// The monitor's page names its bundle: that goes out compressed too.
+	mon := string(h.get("/monitor/").body)
+	if i := strings.Index(mon, `src="/monitor/static/js/`); i >= 0 {
+		src := mon[i+len(`src="`):]
+		src = src[:strings.Index(src, `"`)]
+		if res := h.get(src, gz...); res.header.Get("Content-Encoding") != "gzip" {
+			t.Errorf("GET %s: Content-Encoding %q, want gzip", src, res.header.Get("Content-Encoding"))
+		}
+	} else {
+		t.Error("the monitor's page names no script bundle")
+	}
+	for _, path := range []string{"/api/runs/" + r.ID + "/events?after=0-0", "/runs/" + r.ID + "/stream?after=0-0"} {
+		status, hdr := rawRequest(t, h.base, "GET", path, []string{"Accept-Encoding", "gzip", "Accept", "text/event-stream"}, "")
+		if status != http.StatusOK || hdr.Get("Content-Encoding") != "" {
+			t.Errorf("GET %s: %d, Content-Encoding %q, want none", path, status, hdr.Get("Content-Encoding"))
+		}
+	}
+}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/compress"
 	"github.com/gofiber/fiber/v2/middleware/recover"
 
 	"github.com/taskrace/taskrace/app"
@@ -112,7 +113,7 @@ func New(core *app.Core, cfg Config, logger *slog.Logger) *Server {
 	s.app.Use(recover.New(recover.Config{
 		EnableStackTrace:  true,
 		StackTraceHandler: s.logPanic,
-	}), s.requestID, securityHeaders, s.limitBody)
+	}), s.requestID, securityHeaders, compressed, s.limitBody)
 	s.routes()
 	if missing := s.undeclaredRoutes(); len(missing) > 0 {
 		panic("web: routes without an access level: " + strings.Join(missing, ", "))
@@ -155,6 +156,11 @@ func (s *Server) routes() {
 	s.registerAuth()
 	s.describeByHand()
 }
+
+// compressed compresses answers for clients that accept it: pages, JSON and the monitor's
+// scripts. Static assets come compressed already. Event streams are left alone: they take
+// over the connection and leave the response body empty, which is never compressed.
+var compressed = compress.New(compress.Config{Level: compress.LevelBestSpeed})
 
 // limitBody reads the request's body, up to MaxBody: past it, it answers 413 and reads the
 // rest away (up to drainLimit), so that the client reads the answer instead of a reset.
