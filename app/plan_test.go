@@ -136,7 +136,8 @@ func TestIDs(t *testing.T) {
 			t.Errorf("ParseTaskID(%q) accepted", bad)
 		}
 	}
-	if CompareIDs("10-0", "9-5") != 1 || CompareIDs("5-2", "5-10") != -1 || CompareIDs("7-7", "7-7") != 0 {
+	if CompareIDs("10-0", "9-5") != 1 || CompareIDs("5-2", "5-10") != -1 || CompareIDs("7-7", "7-7") != 0 ||
+		CompareIDs("9-10", "10-1") != -1 || CompareIDs("007-01", "7-1") != 0 || CompareIDs("0-0", "0-1") != -1 {
 		t.Error("CompareIDs does not order numerically")
 	}
 }
