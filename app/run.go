@@ -23,7 +23,11 @@ const (
 	TaskStateRetrying = "retrying"
 	TaskStateDone     = "done"
 	TaskStateFailed   = "failed"
+	TaskStateCanceled = "canceled" // the run ended before the task did
 )
+
+// TaskStates lists the task states, in the order a task can pass through them.
+var TaskStates = []string{TaskStateQueued, TaskStateRunning, TaskStateRetrying, TaskStateDone, TaskStateFailed, TaskStateCanceled}
 
 // Run is the stored record of one run: its plan, status and, once ended, its timing.
 type Run struct {
@@ -58,18 +62,19 @@ func (r *Run) Wall() (time.Duration, bool) {
 
 // Task is one task of a run, as its events tell it.
 type Task struct {
-	ID         string   `json:"id"`
-	Index      int      `json:"index"`
-	State      string   `json:"state"`
-	Worker     *Worker  `json:"worker,omitempty"`
-	Attempts   int      `json:"attempts"`
-	QueuedAt   Time     `json:"queued_at"`
-	StartedAt  Time     `json:"started_at"`
-	EndedAt    Time     `json:"ended_at"`
-	DurationMS *float64 `json:"duration_ms,omitempty"`
-	HTTPStatus int      `json:"http_status,omitempty"`
-	Error      string   `json:"error,omitempty"`
-	Orphaned   *Orphan  `json:"orphaned,omitempty"` // its worker process is gone; see MarkOrphans
+	ID         string     `json:"id"`
+	Index      int        `json:"index"`
+	State      string     `json:"state" enum:"queued,running,retrying,done,failed,canceled"`
+	Worker     *Worker    `json:"worker,omitempty"`
+	Attempts   int        `json:"attempts"`
+	QueuedAt   Time       `json:"queued_at"`
+	StartedAt  Time       `json:"started_at"`
+	EndedAt    Time       `json:"ended_at"`
+	DurationMS *float64   `json:"duration_ms,omitempty"`
+	HTTPStatus int        `json:"http_status,omitempty"`
+	Error      string     `json:"error,omitempty"`
+	Orphaned   *Orphan    `json:"orphaned,omitempty"` // its worker process is gone; see Projection.MarkLost
+	History    []*Attempt `json:"history" doc:"Every attempt, in order"`
 }
 
 // Efficiency is ideal ÷ wall, clamped to [0, 1].
