@@ -85,72 +85,10 @@ func Efficiency(idealMS, wallMS float64) float64 {
 	return math.Min(1, math.Max(0, idealMS/wallMS))
 }
 
-// SpeedUp is how many times faster the run was than the baseline wall time; without a
-// baseline, than tasks × delay (what one-at-a-time would ideally take).
-func SpeedUp(r *Run, baselineWallMS float64) float64 {
-	if r.WallMS == nil || *r.WallMS <= 0 {
-		return 0
-	}
-	if baselineWallMS <= 0 {
-		baselineWallMS = float64(r.Tasks) * float64(r.DelayMS)
-	}
-	return baselineWallMS / *r.WallMS
-}
-
 // Reduction is the percentage of time saved against a baseline: 1 − wall/baseline, × 100.
 func Reduction(wallMS, baselineMS float64) float64 {
 	if baselineMS <= 0 {
 		return 0
 	}
 	return (1 - wallMS/baselineMS) * 100
-}
-
-// Timeline is a run with its tasks, folded from its events.
-type Timeline struct {
-	Run   *Run    `json:"run"`
-	Tasks []*Task `json:"tasks"`
-}
-
-// Fold replays events over run's tasks. Events after the first terminal event are ignored,
-// as are task events repeated by a retried task that had already ended.
-func Fold(run *Run, events []*Event) *Timeline {
-	tasks := make([]*Task, run.Tasks)
-	for i := range tasks {
-		tasks[i] = &Task{ID: TaskID(run.ID, i), Index: i, State: TaskStateQueued}
-	}
-	for _, e := range events {
-		if e.Terminal() {
-			break
-		}
-		if e.Index == nil || *e.Index < 0 || *e.Index >= len(tasks) {
-			continue
-		}
-		t := tasks[*e.Index]
-		if t.State == TaskStateDone || t.State == TaskStateFailed {
-			continue
-		}
-		switch e.Type {
-		case TaskQueued:
-			t.QueuedAt = e.At
-		case TaskStarted:
-			t.State = TaskStateRunning
-			t.Worker = e.Worker
-			t.StartedAt = e.At
-			t.Attempts++
-		case TaskFinished:
-			t.State = TaskStateDone
-			t.EndedAt = e.At
-			t.DurationMS = e.DurationMS
-			t.HTTPStatus = e.Status
-			t.Error = ""
-		case TaskFailed:
-			t.Error = e.Error
-			t.EndedAt = e.At
-			t.State = TaskStateFailed
-			if e.Retry != nil && *e.Retry {
-				t.State = TaskStateRetrying
-			}
-		}
-	}
-	return &Timeline{Run: run, Tasks: tasks}
 }
