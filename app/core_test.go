@@ -268,7 +268,7 @@ func TestRetriesAreVisibleAndCountedOnce(t *testing.T) {
 			}
 			// The projection shows each failed attempt, then the retry that succeeded.
 			p := app.Project(got, evs, time.Now(), nil)
-			if s := p.Summary; s.Retries != want || s.FailedTries != want || s.Done != 20 || s.Status != app.StatusFinished {
+			if s := p.Summary; s.Retries != want || s.FailedAttempts != want || s.Done != 20 || s.Status != app.StatusFinished {
 				t.Errorf("summary %+v, want %d retries and failed attempts, 20 done", s, want)
 			}
 			for i, task := range p.Tasks {

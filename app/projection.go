@@ -44,23 +44,23 @@ type Lane struct {
 // Summary is a run's result: its timing against the physical limit and against a baseline,
 // and its tasks counted by state.
 type Summary struct {
-	Status       string   `json:"status" enum:"running,finished,canceled,interrupted"`
-	ElapsedMS    float64  `json:"elapsed_ms" doc:"From run.created to the run's end, or to the instant projected while it runs"`
-	WallMS       *float64 `json:"wall_ms" doc:"From run.created to the run's end, from event times; null while it runs"`
-	IdealMS      float64  `json:"ideal_ms" doc:"ceil(tasks / parallelism) × delay"`
-	Efficiency   *float64 `json:"efficiency" doc:"ideal ÷ wall, for a finished run"`
-	SpeedUp      *float64 `json:"speed_up" doc:"The compared wall time ÷ this run's, for a finished run"`
-	ReductionPct *float64 `json:"reduction_pct" doc:"The time saved against the compared wall time, in percent"`
-	Baseline     string   `json:"baseline,omitempty" doc:"The sequential run compared with: the latest of the same plan before this one"`
-	ComparedMS   float64  `json:"compared_ms" doc:"The wall time compared with: the baseline's, or tasks × delay without one"`
-	Retries      int      `json:"retries" doc:"Attempts after a task's first"`
-	FailedTries  int      `json:"failed_attempts" doc:"Attempts that failed, retried or not"`
-	Queued       int      `json:"queued"`
-	Running      int      `json:"running"`
-	Retrying     int      `json:"retrying"`
-	Done         int      `json:"done"`
-	Failed       int      `json:"failed"`
-	Canceled     int      `json:"canceled"`
+	Status         string   `json:"status" enum:"running,finished,canceled,interrupted"`
+	ElapsedMS      float64  `json:"elapsed_ms" doc:"From run.created to the run's end, or to the instant projected while it runs"`
+	WallMS         *float64 `json:"wall_ms" doc:"From run.created to the run's end, from event times; null while it runs"`
+	IdealMS        float64  `json:"ideal_ms" doc:"ceil(tasks / parallelism) × delay"`
+	Efficiency     *float64 `json:"efficiency" doc:"ideal ÷ wall, for a finished run"`
+	SpeedUp        *float64 `json:"speed_up" doc:"The compared wall time ÷ this run's, for a finished run"`
+	ReductionPct   *float64 `json:"reduction_pct" doc:"The time saved against the compared wall time, in percent"`
+	Baseline       string   `json:"baseline,omitempty" doc:"The sequential run compared with: the latest of the same plan before this one"`
+	ComparedMS     float64  `json:"compared_ms" doc:"The wall time compared with: the baseline's, or tasks × delay without one"`
+	Retries        int      `json:"retries" doc:"Attempts after a task's first"`
+	FailedAttempts int      `json:"failed_attempts" doc:"Attempts that failed, retried or not"`
+	Queued         int      `json:"queued"`
+	Running        int      `json:"running"`
+	Retrying       int      `json:"retrying"`
+	Done           int      `json:"done"`
+	Failed         int      `json:"failed"`
+	Canceled       int      `json:"canceled"`
 }
 
 // Projection is everything any view shows of a run, folded from its events: as of now for
@@ -399,7 +399,7 @@ func (p *Projection) summarize(baseline *Run) Summary {
 		s.Retries += max(0, len(t.History)-1)
 		for _, a := range t.History {
 			if a.Outcome == AttemptFailed {
-				s.FailedTries++
+				s.FailedAttempts++
 			}
 		}
 	}
@@ -415,7 +415,7 @@ func (p *Projection) summarize(baseline *Run) Summary {
 		p.Compared = baseline
 	}
 	sum.ElapsedMS = max(0, p.sinceMS(p.At))
-	sum.Retries, sum.FailedTries = s.Retries, s.FailedTries
+	sum.Retries, sum.FailedAttempts = s.Retries, s.FailedAttempts
 	sum.Queued, sum.Running, sum.Retrying = s.Queued, s.Running, s.Retrying
 	sum.Done, sum.Failed, sum.Canceled = s.Done, s.Failed, s.Canceled
 	return sum

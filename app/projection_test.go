@@ -137,7 +137,7 @@ func TestProjection(t *testing.T) {
 			lanes:   []string{"a:1/0", "a:1/1", "b:2/0"},
 			check: func(t *testing.T, p *Projection) {
 				first := p.Tasks[0].History[0]
-				if !first.Retry || first.Error == "" || p.Summary.FailedTries != 1 || p.Tasks[0].Attempts != 2 || p.Tasks[0].Error != "" {
+				if !first.Retry || first.Error == "" || p.Summary.FailedAttempts != 1 || p.Tasks[0].Attempts != 2 || p.Tasks[0].Error != "" {
 					t.Errorf("failed attempt %+v, task %+v, summary %+v", first, p.Tasks[0], p.Summary)
 				}
 				if w := p.Tasks[0].Worker; w == nil || w.Host != "b" {
@@ -162,7 +162,7 @@ func TestProjection(t *testing.T) {
 			elapsed: 50,
 			lanes:   []string{"a:1/0"},
 			check: func(t *testing.T, p *Projection) {
-				if p.Summary.Retrying != 1 || p.Summary.Retries != 0 || p.Summary.FailedTries != 1 {
+				if p.Summary.Retrying != 1 || p.Summary.Retries != 0 || p.Summary.FailedAttempts != 1 {
 					t.Errorf("summary %+v: want 1 retrying, no retry started yet, 1 failed attempt", p.Summary)
 				}
 			},
