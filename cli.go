@@ -359,7 +359,8 @@ func usageOrHelp(err error) error {
 	return usageError{err}
 }
 
-// report is one line of the results table and of --json.
+// report is one line of the results table and of --json: a run's summary, as the API and
+// the pages show it.
 type report struct {
 	Mode        app.Mode `json:"mode"`
 	RunID       string   `json:"run_id"`
@@ -372,7 +373,27 @@ type report struct {
 	Efficiency  float64  `json:"efficiency"`
 	Reduction   *float64 `json:"reduction_pct,omitempty"`
 	SpeedUp     float64  `json:"speed_up"`
+	Baseline    string   `json:"baseline,omitempty"` // the sequential run compared with; none: tasks × delay
 	Failed      int      `json:"failed"`
+	Retries     int      `json:"retries"`
+}
+
+// reportOf is the report of a projected run.
+func reportOf(p *app.Projection) report {
+	r, s := p.Run, p.Summary
+	rep := report{Mode: r.Mode, RunID: r.ID, Status: s.Status, Tasks: r.Tasks, DelayMS: r.DelayMS,
+		Parallelism: r.Parallelism, IdealMS: s.IdealMS, Reduction: s.ReductionPct, Baseline: s.Baseline,
+		Failed: s.Failed, Retries: s.Retries}
+	if s.WallMS != nil {
+		rep.WallMS = *s.WallMS
+	}
+	if s.Efficiency != nil {
+		rep.Efficiency = *s.Efficiency
+	}
+	if s.SpeedUp != nil {
+		rep.SpeedUp = *s.SpeedUp
+	}
+	return rep
 }
 
 func runPlan(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -455,24 +476,12 @@ func runPlan(ctx context.Context, args []string, getenv func(string) string, std
 	}()
 
 	var reports []report
-	var baseline float64
 	for _, p := range plans {
-		r, err := launchAndWait(ctx, core, p)
+		proj, err := launchAndWait(ctx, core, p)
 		if err != nil {
 			return fmt.Errorf("%s run: %s", p.Mode, app.ErrorMessage(err))
 		}
-		rep := report{Mode: r.Mode, RunID: r.ID, Status: r.Status, Tasks: r.Tasks, DelayMS: r.DelayMS,
-			Parallelism: r.Parallelism, IdealMS: r.IdealMS, Failed: r.Failed}
-		if r.WallMS != nil {
-			rep.WallMS = *r.WallMS
-		}
-		rep.Efficiency = app.Efficiency(r.IdealMS, rep.WallMS)
-		if r.Mode == app.Sequential && baseline == 0 {
-			baseline = rep.WallMS
-		} else if baseline > 0 {
-			rep.Reduction = new(app.Reduction(rep.WallMS, baseline))
-		}
-		rep.SpeedUp = app.SpeedUp(r, baseline)
+		rep := reportOf(proj)
 		reports = append(reports, rep)
 		if asJSON {
 			json.NewEncoder(stdout).Encode(rep)
@@ -484,8 +493,9 @@ func runPlan(ctx context.Context, args []string, getenv func(string) string, std
 	return nil
 }
 
-// launchAndWait launches p and waits for its terminal event.
-func launchAndWait(ctx context.Context, core *app.Core, p app.Plan) (*app.Run, error) {
+// launchAndWait launches p, waits for its terminal event and projects its events, compared
+// with the latest sequential run of the plan before it (the one just run, with --mode all).
+func launchAndWait(ctx context.Context, core *app.Core, p app.Plan) (*app.Projection, error) {
 	r, err := core.Launcher.Launch(ctx, p)
 	if err != nil {
 		return nil, err
@@ -494,19 +504,34 @@ func launchAndWait(ctx context.Context, core *app.Core, p app.Plan) (*app.Run, e
 	if err != nil {
 		return nil, err
 	}
-	return core.Runs.Get(ctx, r.ID)
+	proj, _, err := core.ReadRun(ctx, r.ID, time.Now())
+	return proj, err
 }
 
 func printTable(w io.Writer, reports []report) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "Method\tTasks\tParallelism\tTime\tReduction\tSpeed-up\tIdeal\tEfficiency\t")
+	fmt.Fprintln(tw, "Method\tTasks\tParallelism\tTime\tReduction\tSpeed-up\tIdeal\tEfficiency\tRetries\tAgainst\t")
 	for _, r := range reports {
-		red := "—"
+		red, speed, eff := "—", "—", "—"
 		if r.Reduction != nil {
 			red = fmt.Sprintf("%.2f %%", *r.Reduction)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%.2f s\t%s\t×%.1f\t%.2f s\t%.1f %%\t\n", r.Mode, r.Tasks, r.Parallelism,
-			r.WallMS/1000, red, r.SpeedUp, r.IdealMS/1000, r.Efficiency*100)
+		if r.SpeedUp > 0 {
+			speed = fmt.Sprintf("×%.1f", r.SpeedUp)
+		}
+		if r.Status == app.StatusFinished {
+			eff = fmt.Sprintf("%.1f %%", r.Efficiency*100)
+		}
+		against := "—"
+		switch {
+		case r.Status != app.StatusFinished:
+		case r.Baseline != "":
+			against = "run " + r.Baseline
+		default:
+			against = "tasks × delay"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.2f s\t%s\t%s\t%.2f s\t%s\t%d\t%s\t\n", r.Mode, r.Tasks, r.Parallelism,
+			r.WallMS/1000, red, speed, r.IdealMS/1000, eff, r.Retries, against)
 	}
 	tw.Flush()
 }

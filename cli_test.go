@@ -17,6 +17,7 @@ import (
 
 	"github.com/mccutchen/go-httpbin/v2/httpbin"
 
+	"github.com/taskrace/taskrace/app"
 	"github.com/taskrace/taskrace/internal/redistest"
 )
 
@@ -173,24 +174,32 @@ func TestRunTable(t *testing.T) {
 	if len(lines) != 4 {
 		t.Fatalf("want a header and 3 rows:\n%s", out)
 	}
-	for _, h := range []string{"Method", "Time", "Reduction", "Speed-up", "Ideal", "Efficiency"} {
+	for _, h := range []string{"Method", "Time", "Reduction", "Speed-up", "Ideal", "Efficiency", "Retries", "Against"} {
 		if !strings.Contains(lines[0], h) {
 			t.Errorf("header lacks %s: %q", h, lines[0])
 		}
 	}
 	for i, mode := range []string{"sequential", "concurrent", "distributed"} {
-		// e.g. "sequential  3  1  0.15 s  —  ×1.0  0.15 s  99.0 %"
+		// e.g. "sequential  3  1  0.15 s  -0.53 %  ×1.0  0.15 s  99.0 %  0  tasks × delay"
 		f := strings.Fields(lines[i+1])
-		if len(f) < 10 || f[0] != mode || f[1] != "3" || f[4] != "s" || !strings.Contains(lines[i+1], "×") ||
-			!strings.HasSuffix(lines[i+1], "%") {
+		if len(f) < 13 || f[0] != mode || f[1] != "3" || f[4] != "s" || !strings.Contains(lines[i+1], "×") ||
+			!strings.Contains(lines[i+1], "%") || strings.Contains(lines[i+1], "—") {
 			t.Errorf("row %d = %q, want the %s run", i+1, lines[i+1], mode)
 		}
 	}
-	if !strings.Contains(lines[1], "—") {
-		t.Errorf("the sequential row is the baseline, with no reduction: %q", lines[1])
+	// A run is compared with the latest sequential run of its plan before it: the first
+	// sequential run has none (and is never its own), the others have the one just run.
+	if !strings.HasSuffix(lines[1], "tasks × delay") {
+		t.Errorf("the sequential row is compared with tasks × delay: %q", lines[1])
 	}
-	if !strings.Contains(lines[2], "%") || strings.Contains(lines[2], "—") {
-		t.Errorf("the concurrent row has a reduction against sequential: %q", lines[2])
+	seqID := ""
+	for _, l := range lines[2:] {
+		f := strings.Fields(l)
+		id := f[len(f)-1]
+		if f[len(f)-2] != "run" || !app.ValidRunID(id) || (seqID != "" && id != seqID) {
+			t.Errorf("row %q: want it compared with the sequential run", l)
+		}
+		seqID = id
 	}
 }
 

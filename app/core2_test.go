@@ -258,11 +258,30 @@ func TestListPagesAndFilters(t *testing.T) {
 	if len(dist) != 2 {
 		t.Errorf("%d distributed runs listed, want 2", len(dist))
 	}
-	// The speed-up of a run is measured against the latest sequential run of its plan.
-	r := e.get(t, ids[3])
-	e.core.Runs.WithSpeedUp(t.Context(), r)
-	if r.Baseline != ids[4] || r.SpeedUp == nil {
-		t.Errorf("baseline %q speed-up %v, want against %s", r.Baseline, r.SpeedUp, ids[4])
+	// A run is compared with the latest sequential run of its plan before it: never a later
+	// one, never itself.
+	for _, tt := range []struct {
+		run  int
+		want string
+	}{{3, ids[2]}, {4, ids[2]}, {0, ""}, {1, ids[0]}} {
+		b, err := e.core.Runs.Baseline(t.Context(), e.get(t, ids[tt.run]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := ""
+		if b != nil {
+			got = b.ID
+		}
+		if got != tt.want {
+			t.Errorf("run %d compared with %q, want %q", tt.run, got, tt.want)
+		}
+	}
+	p, _, err := e.core.ReadRun(t.Context(), ids[3], time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Summary.Baseline != ids[2] || p.Run.Baseline != ids[2] || p.Summary.SpeedUp == nil || p.Run.SpeedUp != p.Summary.SpeedUp {
+		t.Errorf("summary %+v, run %+v; want both against %s", p.Summary, p.Run, ids[2])
 	}
 }
 

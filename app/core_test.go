@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -221,7 +222,7 @@ func TestModesEndToEnd(t *testing.T) {
 			if got.WallMS == nil || *got.WallMS < got.IdealMS {
 				t.Errorf("wall %v below the physical limit %v", got.WallMS, got.IdealMS)
 			}
-			tl := app.Fold(got, evs)
+			tl := app.Project(got, evs, time.Now(), nil)
 			slots := map[string]bool{}
 			for _, task := range tl.Tasks {
 				if task.State != app.TaskStateDone || task.HTTPStatus != 200 || task.DurationMS == nil || *task.DurationMS < 50 {
@@ -264,6 +265,27 @@ func TestRetriesAreVisibleAndCountedOnce(t *testing.T) {
 			got := e.get(t, r.ID)
 			if got.Done != 20 || got.Failed != 0 || got.Status != app.StatusFinished {
 				t.Errorf("run = %+v, want 20 done, 0 failed", got)
+			}
+			// The projection shows each failed attempt, then the retry that succeeded.
+			p := app.Project(got, evs, time.Now(), nil)
+			if s := p.Summary; s.Retries != want || s.FailedAttempts != want || s.Done != 20 || s.Status != app.StatusFinished {
+				t.Errorf("summary %+v, want %d retries and failed attempts, 20 done", s, want)
+			}
+			for i, task := range p.Tasks {
+				var outcomes []string
+				for _, a := range task.History {
+					outcomes = append(outcomes, a.Outcome)
+				}
+				wantOutcomes := []string{app.AttemptDone}
+				if app.FailsFirstAttempt(r.ID, i, 0.3) {
+					wantOutcomes = []string{app.AttemptFailed, app.AttemptDone}
+					if !task.History[0].Retry || task.History[0].EndedAt.Before(task.History[0].StartedAt.Time) {
+						t.Errorf("task %d failed attempt %+v", i, task.History[0])
+					}
+				}
+				if task.State != app.TaskStateDone || !slices.Equal(outcomes, wantOutcomes) {
+					t.Errorf("task %d: %s with attempts %v, want done after %v", i, task.State, outcomes, wantOutcomes)
+				}
 			}
 		})
 	}

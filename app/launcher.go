@@ -208,11 +208,24 @@ func (l *Launcher) Capacity(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	n := 0
-	for _, s := range servers {
-		n += s.Concurrency
+	return CapacityOf(servers).Total, nil
+}
+
+// Capacity is what the live workers of a queue can run at once.
+type Capacity struct {
+	Workers int   // live asynq servers
+	Slots   []int // the concurrency of each, in the order given
+	Total   int   // their sum: a distributed run's parallelism
+}
+
+// CapacityOf sums the concurrency of servers.
+func CapacityOf(servers []*asynq.ServerInfo) Capacity {
+	c := Capacity{Workers: len(servers), Slots: make([]int, len(servers))}
+	for i, s := range servers {
+		c.Slots[i] = s.Concurrency
+		c.Total += s.Concurrency
 	}
-	return n, nil
+	return c
 }
 
 // Servers lists the live asynq servers that serve the queue.

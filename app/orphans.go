@@ -30,48 +30,32 @@ type Orphan struct {
 // expiry in Unix seconds (base.LeaseKey).
 func asynqLeaseKey(queue string) string { return "asynq:{" + queue + "}:lease" }
 
-// MarkOrphans sets Orphaned on the running tasks of a running distributed run whose worker
-// process has stopped heartbeating, with when asynq will retry them. It costs one round
-// trip, and none for runs that ended or are local (their owner's loss ends them).
-func (c *Core) MarkOrphans(ctx context.Context, tl *Timeline) error {
-	if tl.Run.Mode != Distributed || tl.Run.Ended() {
+// MarkOrphans marks the running tasks of a running distributed run whose worker process
+// has stopped heartbeating (see Projection.MarkLost). It costs one round trip, and none for
+// runs that ended or are local (their owner's loss ends them).
+func (c *Core) MarkOrphans(ctx context.Context, p *Projection) error {
+	held := p.held()
+	if len(held) == 0 {
 		return nil
 	}
-	var running []*Task
-	for _, t := range tl.Tasks {
-		if t.State == TaskStateRunning && t.Worker != nil && t.Worker.Proc != "" {
-			running = append(running, t)
-		}
-	}
-	if len(running) == 0 {
-		return nil
-	}
-	p := c.Redis.Client.Pipeline()
+	pipe := c.Redis.Client.Pipeline()
 	alive := make(map[string]*redis.IntCmd)
-	leases := make([]*redis.FloatCmd, len(running))
-	for i, t := range running {
+	leases := make([]*redis.FloatCmd, len(held))
+	for i, t := range held {
 		if _, ok := alive[t.Worker.Proc]; !ok {
-			alive[t.Worker.Proc] = p.Exists(ctx, keyProc(t.Worker.Proc))
+			alive[t.Worker.Proc] = pipe.Exists(ctx, keyProc(t.Worker.Proc))
 		}
-		leases[i] = p.ZScore(ctx, asynqLeaseKey(c.Config.Queue), t.ID)
+		leases[i] = pipe.ZScore(ctx, asynqLeaseKey(c.Config.Queue), t.ID)
 	}
-	if _, err := p.Exec(ctx); err != nil && err != redis.Nil {
+	if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
 		return Unavailable("cannot check the workers: Redis is unreachable", err)
 	}
-	for i, t := range running {
-		if alive[t.Worker.Proc].Val() != 0 {
-			continue
-		}
-		o := &Orphan{Worker: t.Worker.Process()}
+	expiry := make(map[string]time.Time, len(held))
+	for i, t := range held {
 		if score, err := leases[i].Result(); err == nil {
-			exp := time.Unix(int64(score), 0).UTC()
-			o.LeaseExpiresAt = &Time{exp}
-			o.RetryAfter = &Time{exp.Add(asynqRecoverAfter)}
-			o.RetryBy = &Time{exp.Add(asynqRecoverAfter + asynqRecovererPeriod)}
-		} else {
-			o.Requeued = true
+			expiry[t.ID] = time.Unix(int64(score), 0)
 		}
-		t.Orphaned = o
 	}
+	p.MarkLost(func(proc string) bool { return alive[proc].Val() == 0 }, expiry)
 	return nil
 }

@@ -17,21 +17,26 @@ func TestMarkOrphans(t *testing.T) {
 	gone := app.Worker{Host: "lost", PID: 42, Slot: 1, Proc: "01NOSUCHPROCESS"}
 	lease := time.Now().Add(20 * time.Second).Truncate(time.Second).UTC()
 
-	timeline := func(mode app.Mode, status string) *app.Timeline {
-		r := &app.Run{ID: app.NewRunID(), Plan: app.Plan{Mode: mode, Tasks: 4}, Status: status}
-		tasks := []*app.Task{
-			{Index: 0, State: app.TaskStateRunning, Worker: &live},
-			{Index: 1, State: app.TaskStateRunning, Worker: &gone}, // leased: asynq retries it later
-			{Index: 2, State: app.TaskStateRunning, Worker: &gone}, // no lease: already requeued
-			{Index: 3, State: app.TaskStateDone, Worker: &gone},
+	project := func(mode app.Mode, end string) *app.Projection {
+		r := &app.Run{ID: app.NewRunID(), Plan: app.Plan{Mode: mode, Tasks: 4}, Status: app.StatusRunning, CreatedAt: app.Now()}
+		at := r.CreatedAt
+		ev := func(typ string, i int, w app.Worker) *app.Event {
+			at = app.Time{Time: at.Add(time.Millisecond)}
+			return &app.Event{Type: typ, RunID: r.ID, Index: &i, Worker: &w, Attempt: 1, At: at}
 		}
-		for _, task := range tasks {
-			task.ID = app.TaskID(r.ID, task.Index)
+		evs := []*app.Event{
+			ev(app.TaskStarted, 0, live),
+			ev(app.TaskStarted, 1, gone), // leased: asynq retries it later
+			ev(app.TaskStarted, 2, gone), // no lease: already requeued
+			ev(app.TaskStarted, 3, gone), ev(app.TaskFinished, 3, gone),
 		}
-		return &app.Timeline{Run: r, Tasks: tasks}
+		if end != "" {
+			evs = append(evs, &app.Event{Type: end, RunID: r.ID, At: at})
+		}
+		return app.Project(r, evs, time.Now(), nil)
 	}
 
-	tl := timeline(app.Distributed, app.StatusRunning)
+	tl := project(app.Distributed, "")
 	// asynq's lease set lives in the core's database: write it through the core's client.
 	if err := e.core.Redis.Client.ZAdd(ctx, "asynq:{"+e.core.Config.Queue+"}:lease",
 		redis.Z{Score: float64(lease.Unix()), Member: tl.Tasks[1].ID}).Err(); err != nil {
@@ -56,7 +61,7 @@ func TestMarkOrphans(t *testing.T) {
 		t.Errorf("a done task marked orphaned: %+v", o)
 	}
 
-	for _, tl := range []*app.Timeline{timeline(app.Distributed, app.StatusFinished), timeline(app.Concurrent, app.StatusRunning)} {
+	for _, tl := range []*app.Projection{project(app.Distributed, app.RunCanceled), project(app.Concurrent, "")} {
 		if err := e.core.MarkOrphans(ctx, tl); err != nil {
 			t.Fatal(err)
 		}

@@ -66,40 +66,59 @@ func TestPlanNormalize(t *testing.T) {
 }
 
 func TestIdealAndSummary(t *testing.T) {
+	const none = -1.0 // no speed-up or reduction to show
 	tests := []struct {
 		name             string
 		tasks, par       int
 		delayMS          int64
-		wallMS, baseline float64
+		wallMS, baseline float64 // baseline 0: no sequential run to compare with
 		ideal            float64
 		efficiency       float64
 		speedUp          float64
 		reduction        float64
 	}{
-		{"seed sequential", 10, 1, 3000, 30050, 0, 30000, 30000.0 / 30050, 30000.0 / 30050, 0},
+		{"seed sequential", 10, 1, 3000, 30050, 0, 30000, 30000.0 / 30050, 30000.0 / 30050, (1 - 30050.0/30000) * 100},
 		{"seed celery 5", 10, 5, 3000, 6030, 30050, 6000, 6000.0 / 6030, 30050.0 / 6030, (1 - 6030.0/30050) * 100},
-		{"uneven rounds", 11, 5, 1000, 3100, 0, 3000, 3000.0 / 3100, 11000.0 / 3100, 0},
-		{"faster than ideal clamps", 10, 10, 3000, 2900, 0, 3000, 1, 30000.0 / 2900, 0},
-		{"zero delay", 100, 5, 0, 50, 0, 0, 0, 0, 0},
+		{"uneven rounds", 11, 5, 1000, 3100, 0, 3000, 3000.0 / 3100, 11000.0 / 3100, (1 - 3100.0/11000) * 100},
+		{"faster than ideal clamps", 10, 10, 3000, 2900, 0, 3000, 1, 30000.0 / 2900, (1 - 2900.0/30000) * 100},
+		{"zero delay", 100, 5, 0, 50, 0, 0, 0, none, none},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := Plan{Tasks: tt.tasks, Parallelism: tt.par, DelayMS: tt.delayMS}
+			p := Plan{Mode: Distributed, Tasks: tt.tasks, Parallelism: tt.par, DelayMS: tt.delayMS}
 			if got := p.IdealMS(); got != tt.ideal {
 				t.Errorf("IdealMS() = %v, want %v", got, tt.ideal)
 			}
-			if got := Efficiency(tt.ideal, tt.wallMS); !near(got, tt.efficiency) {
-				t.Errorf("Efficiency = %v, want %v", got, tt.efficiency)
+			var baseline *Run
+			if tt.baseline > 0 {
+				bp := p
+				bp.Mode, bp.Parallelism = Sequential, 1
+				baseline = &Run{ID: "01AAAAAAAAAAAAAAAAAAAAAAAA", Plan: bp, Status: StatusFinished, WallMS: &tt.baseline}
 			}
-			r := &Run{Plan: p, WallMS: &tt.wallMS}
-			if got := SpeedUp(r, tt.baseline); !near(got, tt.speedUp) {
-				t.Errorf("SpeedUp = %v, want %v", got, tt.speedUp)
+			r := &Run{ID: "01BBBBBBBBBBBBBBBBBBBBBBBB", Plan: p, Status: StatusFinished, WallMS: &tt.wallMS, IdealMS: tt.ideal}
+			s := Summarize(r, baseline)
+			if s.Efficiency == nil || !near(*s.Efficiency, tt.efficiency) {
+				t.Errorf("efficiency = %v, want %v", s.Efficiency, tt.efficiency)
 			}
-			if got := Reduction(tt.wallMS, tt.baseline); !near(got, tt.reduction) {
-				t.Errorf("Reduction = %v, want %v", got, tt.reduction)
+			if !nearPtr(s.SpeedUp, tt.speedUp, none) {
+				t.Errorf("speed-up = %v, want %v", s.SpeedUp, tt.speedUp)
+			}
+			if !nearPtr(s.ReductionPct, tt.reduction, none) {
+				t.Errorf("reduction = %v, want %v", s.ReductionPct, tt.reduction)
+			}
+			if (s.Baseline != "") != (baseline != nil) || r.SpeedUp != s.SpeedUp || r.Baseline != s.Baseline {
+				t.Errorf("baseline %q, run's %q speed-up %v; want the summary's", s.Baseline, r.Baseline, r.SpeedUp)
 			}
 		})
 	}
+}
+
+// nearPtr reports whether f is near want, or nil when want is none.
+func nearPtr(f *float64, want, none float64) bool {
+	if want == none {
+		return f == nil
+	}
+	return f != nil && near(*f, want)
 }
 
 func TestFailsFirstAttemptIsStableAndProportional(t *testing.T) {
@@ -136,7 +155,8 @@ func TestIDs(t *testing.T) {
 			t.Errorf("ParseTaskID(%q) accepted", bad)
 		}
 	}
-	if CompareIDs("10-0", "9-5") != 1 || CompareIDs("5-2", "5-10") != -1 || CompareIDs("7-7", "7-7") != 0 {
+	if CompareIDs("10-0", "9-5") != 1 || CompareIDs("5-2", "5-10") != -1 || CompareIDs("7-7", "7-7") != 0 ||
+		CompareIDs("9-10", "10-1") != -1 || CompareIDs("007-01", "7-1") != 0 || CompareIDs("0-0", "0-1") != -1 {
 		t.Error("CompareIDs does not order numerically")
 	}
 }

@@ -23,7 +23,11 @@ const (
 	TaskStateRetrying = "retrying"
 	TaskStateDone     = "done"
 	TaskStateFailed   = "failed"
+	TaskStateCanceled = "canceled" // the run ended before the task did
 )
+
+// TaskStates lists the task states, in the order a task can pass through them.
+var TaskStates = []string{TaskStateQueued, TaskStateRunning, TaskStateRetrying, TaskStateDone, TaskStateFailed, TaskStateCanceled}
 
 // Run is the stored record of one run: its plan, status and, once ended, its timing.
 type Run struct {
@@ -58,18 +62,19 @@ func (r *Run) Wall() (time.Duration, bool) {
 
 // Task is one task of a run, as its events tell it.
 type Task struct {
-	ID         string   `json:"id"`
-	Index      int      `json:"index"`
-	State      string   `json:"state"`
-	Worker     *Worker  `json:"worker,omitempty"`
-	Attempts   int      `json:"attempts"`
-	QueuedAt   Time     `json:"queued_at"`
-	StartedAt  Time     `json:"started_at"`
-	EndedAt    Time     `json:"ended_at"`
-	DurationMS *float64 `json:"duration_ms,omitempty"`
-	HTTPStatus int      `json:"http_status,omitempty"`
-	Error      string   `json:"error,omitempty"`
-	Orphaned   *Orphan  `json:"orphaned,omitempty"` // its worker process is gone; see MarkOrphans
+	ID         string     `json:"id"`
+	Index      int        `json:"index"`
+	State      string     `json:"state" enum:"queued,running,retrying,done,failed,canceled"`
+	Worker     *Worker    `json:"worker,omitempty"`
+	Attempts   int        `json:"attempts"`
+	QueuedAt   Time       `json:"queued_at"`
+	StartedAt  Time       `json:"started_at"`
+	EndedAt    Time       `json:"ended_at"`
+	DurationMS *float64   `json:"duration_ms,omitempty"`
+	HTTPStatus int        `json:"http_status,omitempty"`
+	Error      string     `json:"error,omitempty"`
+	Orphaned   *Orphan    `json:"orphaned,omitempty"` // its worker process is gone; see Projection.MarkLost
+	History    []*Attempt `json:"history" doc:"Every attempt, in order"`
 }
 
 // Efficiency is ideal ÷ wall, clamped to [0, 1].
@@ -80,72 +85,10 @@ func Efficiency(idealMS, wallMS float64) float64 {
 	return math.Min(1, math.Max(0, idealMS/wallMS))
 }
 
-// SpeedUp is how many times faster the run was than the baseline wall time; without a
-// baseline, than tasks × delay (what one-at-a-time would ideally take).
-func SpeedUp(r *Run, baselineWallMS float64) float64 {
-	if r.WallMS == nil || *r.WallMS <= 0 {
-		return 0
-	}
-	if baselineWallMS <= 0 {
-		baselineWallMS = float64(r.Tasks) * float64(r.DelayMS)
-	}
-	return baselineWallMS / *r.WallMS
-}
-
 // Reduction is the percentage of time saved against a baseline: 1 − wall/baseline, × 100.
 func Reduction(wallMS, baselineMS float64) float64 {
 	if baselineMS <= 0 {
 		return 0
 	}
 	return (1 - wallMS/baselineMS) * 100
-}
-
-// Timeline is a run with its tasks, folded from its events.
-type Timeline struct {
-	Run   *Run    `json:"run"`
-	Tasks []*Task `json:"tasks"`
-}
-
-// Fold replays events over run's tasks. Events after the first terminal event are ignored,
-// as are task events repeated by a retried task that had already ended.
-func Fold(run *Run, events []*Event) *Timeline {
-	tasks := make([]*Task, run.Tasks)
-	for i := range tasks {
-		tasks[i] = &Task{ID: TaskID(run.ID, i), Index: i, State: TaskStateQueued}
-	}
-	for _, e := range events {
-		if e.Terminal() {
-			break
-		}
-		if e.Index == nil || *e.Index < 0 || *e.Index >= len(tasks) {
-			continue
-		}
-		t := tasks[*e.Index]
-		if t.State == TaskStateDone || t.State == TaskStateFailed {
-			continue
-		}
-		switch e.Type {
-		case TaskQueued:
-			t.QueuedAt = e.At
-		case TaskStarted:
-			t.State = TaskStateRunning
-			t.Worker = e.Worker
-			t.StartedAt = e.At
-			t.Attempts++
-		case TaskFinished:
-			t.State = TaskStateDone
-			t.EndedAt = e.At
-			t.DurationMS = e.DurationMS
-			t.HTTPStatus = e.Status
-			t.Error = ""
-		case TaskFailed:
-			t.Error = e.Error
-			t.EndedAt = e.At
-			t.State = TaskStateFailed
-			if e.Retry != nil && *e.Retry {
-				t.State = TaskStateRetrying
-			}
-		}
-	}
-	return &Timeline{Run: run, Tasks: tasks}
 }

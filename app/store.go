@@ -324,32 +324,14 @@ func (s *RunStore) getMany(ctx context.Context, ids []string) ([]*Run, error) {
 	return runs, nil
 }
 
-// Baseline returns the latest finished sequential run of the same tasks, delay and target,
-// the run whose wall time a speed-up is measured against.
-func (s *RunStore) Baseline(ctx context.Context, p Plan) (*Run, error) {
-	runs, _, err := s.List(ctx, ListQuery{Mode: Sequential, Status: StatusFinished, Limit: 50})
+// Baseline returns the run r is compared with (see IsBaseline): the latest finished
+// sequential run of the same plan launched before r, or nil.
+func (s *RunStore) Baseline(ctx context.Context, r *Run) (*Run, error) {
+	runs, _, err := s.List(ctx, ListQuery{Mode: Sequential, Status: StatusFinished, Limit: 50, Cursor: r.ID})
 	if err != nil {
 		return nil, err
 	}
-	for _, r := range runs {
-		if r.Tasks == p.Tasks && r.DelayMS == p.DelayMS && r.Target == p.Target && r.FailureRate == p.FailureRate {
-			return r, nil
-		}
-	}
-	return nil, nil
-}
-
-// WithSpeedUp sets r's speed-up against its baseline, when it has ended.
-func (s *RunStore) WithSpeedUp(ctx context.Context, r *Run) {
-	if r.WallMS == nil || r.Status != StatusFinished {
-		return
-	}
-	var base float64
-	if b, err := s.Baseline(ctx, r.Plan); err == nil && b != nil && b.WallMS != nil {
-		base = *b.WallMS
-		r.Baseline = b.ID
-	}
-	r.SpeedUp = ptr(SpeedUp(r, base))
+	return BaselineOf(r, runs), nil
 }
 
 // ActiveCount returns how many runs are running across all processes.

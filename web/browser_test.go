@@ -273,13 +273,13 @@ func writeFile(t *testing.T, path string, data []byte) {
 }
 
 // apiRun is GET /api/runs/{id}.
-func (h *harness) apiRun(id string) *app.Timeline {
+func (h *harness) apiRun(id string) *app.Projection {
 	h.t.Helper()
 	res := h.get("/api/runs/" + id)
 	if res.status != http.StatusOK {
 		h.t.Fatalf("GET /api/runs/%s: %d %s", id, res.status, res.body)
 	}
-	var tl app.Timeline
+	var tl app.Projection
 	res.json(h.t, &tl)
 	return &tl
 }
@@ -295,7 +295,7 @@ func runIDFromURL(t *testing.T, u string) string {
 }
 
 // checkSummary compares the finished page's results with the API's figures.
-func checkSummary(t *testing.T, b *browser, ctx context.Context, tl *app.Timeline) {
+func checkSummary(t *testing.T, b *browser, ctx context.Context, tl *app.Projection) {
 	t.Helper()
 	r := tl.Run
 	got := eval[map[string]string](b, ctx, `Object.fromEntries([...document.querySelectorAll('[data-stat]')].map(e => [e.dataset.stat, e.textContent.trim()]))`)

@@ -4,15 +4,18 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/taskrace/taskrace/app"
 	"github.com/taskrace/taskrace/static"
 )
 
@@ -72,6 +75,20 @@ func TestOpenAPIDescribesEveryRoute(t *testing.T) {
 	}
 	if _, ok := doc.Components.Schemas["Event"]; !ok {
 		t.Error("no Event schema")
+	}
+	// Every task state is documented wherever a task's state is answered.
+	for _, prop := range []struct{ schema, field string }{{"Task", "state"}, {"TaskDetail", "state"}, {"TaskResult", "state"}, {"SeedResult", "state"}} {
+		enum, _ := doc.Components.Schemas[prop.schema].Properties[prop.field]["enum"].([]any)
+		var got []string
+		for _, v := range enum {
+			got = append(got, fmt.Sprint(v))
+		}
+		if !slices.Equal(got, app.TaskStates) {
+			t.Errorf("%s.%s enum %v, want %v", prop.schema, prop.field, got, app.TaskStates)
+		}
+	}
+	if summary := doc.Components.Schemas["Summary"].Properties; summary["retries"] == nil || summary["speed_up"] == nil {
+		t.Errorf("the Summary schema lacks retries or speed_up: %v", keys(summary))
 	}
 	if events := doc.Paths["/api/runs/{id}/events"]["get"]["responses"]; !strings.Contains(mustJSON(t, events), "text/event-stream") {
 		t.Errorf("the events route does not say it streams: %s", mustJSON(t, events))

@@ -164,45 +164,25 @@ func (s *Server) fillHome(ctx context.Context, v *templates.HomeView) error {
 			continue
 		}
 		cp := *latest
-		baseline := baselineIn(runs, cp.Plan)
+		baseline := app.BaselineOf(&cp, runs)
 		if baseline == nil && next != "" {
-			baseline, _ = s.core.Runs.Baseline(ctx, cp.Plan)
+			baseline, _ = s.core.Runs.Baseline(ctx, &cp)
 		}
 		v.Results = append(v.Results, withBaseline(&cp, baseline))
 	}
 	return nil
 }
 
-// baselineIn finds the latest finished sequential run of plan p among runs (newest first).
-func baselineIn(runs []*app.Run, p app.Plan) *app.Run {
-	for _, r := range runs {
-		if r.Mode == app.Sequential && r.Status == app.StatusFinished && r.Tasks == p.Tasks &&
-			r.DelayMS == p.DelayMS && r.Target == p.Target && r.FailureRate == p.FailureRate {
-			return r
-		}
-	}
-	return nil
-}
-
 // withBaseline sets r's speed-up as the API does, and its reduction, against baseline.
 func withBaseline(r *app.Run, baseline *app.Run) templates.Result {
-	if r.WallMS != nil && r.Status == app.StatusFinished {
-		var base float64
-		if baseline != nil && baseline.WallMS != nil {
-			base = *baseline.WallMS
-			r.Baseline = baseline.ID
-		}
-		sp := app.SpeedUp(r, base)
-		r.SpeedUp = &sp
-	}
-	return templates.Result{Run: r, Reduction: templates.ReductionOf(r, baseline)}
+	return templates.Result{Run: r, Reduction: app.Summarize(r, baseline).ReductionPct}
 }
 
 // resultRow reads r's baseline and returns its results row.
 func (s *Server) resultRow(ctx context.Context, r *app.Run) (templates.Result, *app.Run) {
 	var baseline *app.Run
 	if r.Status == app.StatusFinished {
-		baseline, _ = s.core.Runs.Baseline(ctx, r.Plan)
+		baseline, _ = s.core.Runs.Baseline(ctx, r)
 	}
 	return withBaseline(r, baseline), baseline
 }
@@ -368,7 +348,7 @@ func (s *Server) runView(ctx context.Context, id string, page int) (*templates.R
 	if n := len(evs); n > 0 {
 		v.After = evs[n-1].ID
 	}
-	_, v.Baseline = s.resultRow(ctx, r)
+	v.Baseline = tl.Compared
 	v.Pages = max(1, (len(tl.Tasks)+tasksPerPage-1)/tasksPerPage)
 	v.PageNo = min(max(page, 1), v.Pages)
 	v.First = (v.PageNo - 1) * tasksPerPage

@@ -87,10 +87,7 @@ func (f *fragmenter) terminal(e *app.Event, add func(templ.Component)) {
 		// The record is gone or unreachable: end the page from the event alone.
 		cp := *f.run
 		r = &cp
-		r.Status = map[string]string{app.RunFinished: app.StatusFinished, app.RunCanceled: app.StatusCanceled}[e.Type]
-		if r.Status == "" {
-			r.Status = app.StatusInterrupted
-		}
+		r.Status = app.StatusOf(e.Type)
 		r.WallMS, r.Efficiency = e.WallMS, e.Efficiency
 	}
 	res, baseline := f.s.resultRow(ctx, r)
@@ -103,7 +100,7 @@ func (f *fragmenter) terminal(e *app.Event, add func(templ.Component)) {
 	add(templates.ResultRow(res))
 	if r.Mode == app.Distributed {
 		if evs, err := f.s.core.Log.ReadAll(ctx, r.ID); err == nil {
-			add(templates.ProcTallies(r.ID, procTallies(app.Fold(r, evs).Tasks)))
+			add(templates.ProcTallies(r.ID, procTallies(app.Project(r, evs, time.Now(), nil).Tasks)))
 		}
 	}
 }

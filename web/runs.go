@@ -59,7 +59,7 @@ type runOnly struct {
 }
 
 type timelineOutput struct {
-	Body *app.Timeline
+	Body *app.Projection
 }
 
 type listRunsInput struct {
@@ -143,7 +143,7 @@ func (s *Server) registerRuns() {
 		Path:        "/api/runs/{id}",
 		Tags:        []string{"runs"},
 		Summary:     "Get a run with its tasks",
-		Description: "The run's record and each task as its events tell it. A finished run has its speed-up against the latest sequential run of the same plan, if any.",
+		Description: "The run, each task with its attempts, and the summary, as the run's events tell them now: a running attempt lasts until now; once the run is canceled or interrupted, the tasks it stopped read canceled. A finished run's speed-up and reduction are against the latest sequential run of the same plan launched before it, else against tasks × delay.",
 		Errors:      []int{http.StatusNotFound, http.StatusServiceUnavailable},
 	}, s.getRun)
 
@@ -215,36 +215,22 @@ func (s *Server) listRuns(ctx context.Context, in *listRunsInput) (*runListOutpu
 }
 
 func (s *Server) getRun(ctx context.Context, in *runIDInput) (*timelineOutput, error) {
-	tl, err := s.timeline(ctx, in.ID)
+	p, err := s.timeline(ctx, in.ID)
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
-	s.core.Runs.WithSpeedUp(ctx, tl.Run)
-	return &timelineOutput{Body: tl}, nil
+	return &timelineOutput{Body: p}, nil
 }
 
-// timeline reads a run and folds its events into its tasks.
-func (s *Server) timeline(ctx context.Context, id string) (*app.Timeline, error) {
-	tl, _, err := s.runEvents(ctx, id)
-	return tl, err
+// timeline reads a run and projects its events as of now.
+func (s *Server) timeline(ctx context.Context, id string) (*app.Projection, error) {
+	p, _, err := s.runEvents(ctx, id)
+	return p, err
 }
 
-// runEvents reads a run and its events, folds them into its tasks, and marks the tasks
-// whose worker process is gone.
-func (s *Server) runEvents(ctx context.Context, id string) (*app.Timeline, []*app.Event, error) {
-	r, err := s.core.Runs.Get(ctx, id)
-	if err != nil {
-		return nil, nil, err
-	}
-	evs, err := s.core.Log.ReadAll(ctx, id)
-	if err != nil {
-		return nil, nil, err
-	}
-	tl := app.Fold(r, evs)
-	if err := s.core.MarkOrphans(ctx, tl); err != nil {
-		s.logger.WarnContext(ctx, "cannot check the run's workers", "run", id, "err", err)
-	}
-	return tl, evs, nil
+// runEvents reads a run and its events and projects them as of now (see app.Core.ReadRun).
+func (s *Server) runEvents(ctx context.Context, id string) (*app.Projection, []*app.Event, error) {
+	return s.core.ReadRun(ctx, id, time.Now())
 }
 
 func (s *Server) cancelRun(ctx context.Context, in *runIDInput) (*runOnly, error) {

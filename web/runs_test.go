@@ -27,7 +27,7 @@ func TestRunEachModeStreamsEveryEvent(t *testing.T) {
 				t.Errorf("%d events, want %d", len(evs), want)
 			}
 
-			var tl app.Timeline
+			var tl app.Projection
 			res := h.get("/api/runs/" + r.ID)
 			if res.status != http.StatusOK {
 				t.Fatalf("GET run: %d %s", res.status, res.body)
@@ -138,9 +138,17 @@ func TestCancelRun(t *testing.T) {
 			h := h.with(t)
 			r := h.launch(map[string]any{"mode": mode, "tasks": 20, "delay_ms": 200})
 			s := h.open(r.ID, "")
-			first, ok := s.next(t)
-			if !ok || first.Type != app.RunCreated {
-				t.Fatalf("first event = %+v", first)
+			// Cancel once a task is in flight.
+			var seen []sseEvent
+			for {
+				e, ok := s.next(t)
+				if !ok {
+					t.Fatalf("the stream ended before a task started: %+v", seen)
+				}
+				seen = append(seen, e)
+				if e.Type == app.TaskStarted {
+					break
+				}
 			}
 
 			res := h.do("POST", "/api/runs/"+r.ID+"/cancel", nil)
@@ -152,8 +160,57 @@ func TestCancelRun(t *testing.T) {
 			if canceled.Status != app.StatusCanceled {
 				t.Errorf("canceled run has status %q", canceled.Status)
 			}
-			evs := append([]sseEvent{first}, s.all(t)...)
+			evs := append(seen, s.all(t)...)
 			checkRun(t, r.ID, evs, 20, app.RunCanceled)
+
+			// Nothing reads running or queued once the run is canceled: what was in flight
+			// stopped at the cancel, and what had not ended is canceled.
+			var tl app.Projection
+			h.getOK("/api/runs/"+r.ID, &tl)
+			end := tl.Run.EndedAt
+			if tl.Run.Status != app.StatusCanceled || tl.Summary.Status != app.StatusCanceled || end.IsZero() ||
+				tl.Summary.Canceled == 0 || tl.Summary.Running+tl.Summary.Queued+tl.Summary.Retrying != 0 {
+				t.Fatalf("canceled run %+v, summary %+v", tl.Run, tl.Summary)
+			}
+			stopped := 0
+			for _, task := range tl.Tasks {
+				for _, a := range task.History {
+					if a.Outcome == app.AttemptCanceled && a.EndedAt.Equal(end.Time) {
+						stopped++
+					}
+				}
+				switch task.State {
+				case app.TaskStateDone, app.TaskStateFailed:
+				case app.TaskStateCanceled:
+					if !task.EndedAt.Equal(end.Time) {
+						t.Errorf("canceled task %d ended at %v, want the run's end %v", task.Index, task.EndedAt, end)
+					}
+				default:
+					t.Errorf("task %d reads %s after the cancel", task.Index, task.State)
+				}
+				for _, a := range task.History {
+					if a.Outcome == app.AttemptRunning || a.EndedAt.After(end.Time) || a.StartMS+a.DurMS > tl.Summary.ElapsedMS+1e-6 {
+						t.Errorf("task %d attempt %+v runs past the cancel at %v", task.Index, a, end)
+					}
+				}
+			}
+			if stopped == 0 {
+				t.Errorf("no attempt was stopped by the cancel, though a task had started (delay 200 ms)")
+			}
+			var canceledTask *app.Task
+			for _, task := range tl.Tasks {
+				if task.State == app.TaskStateCanceled {
+					canceledTask = task
+					break
+				}
+			}
+			var d TaskDetail
+			h.getOK("/api/tasks/"+canceledTask.ID, &d)
+			var res2 TaskResult
+			h.getOK("/result/"+canceledTask.ID, &res2)
+			if d.State != app.TaskStateCanceled || d.RunStatus != app.StatusCanceled || res2.State != app.TaskStateCanceled || res2.Result != nil {
+				t.Errorf("canceled task in the API: %+v; seed result %+v", d, res2)
+			}
 
 			p := h.do("POST", "/api/runs/"+r.ID+"/cancel", nil).problem(t, http.StatusConflict)
 			if !contains(p.Detail, r.ID, "canceled") {
@@ -183,7 +240,7 @@ func TestPinRun(t *testing.T) {
 	if res.json(t, &got); !got.Pinned {
 		t.Error("pinned run says it is not pinned")
 	}
-	var tl app.Timeline
+	var tl app.Projection
 	if h.getOK("/api/runs/"+r.ID, &tl); !tl.Run.Pinned {
 		t.Error("GET after pin: not pinned")
 	}

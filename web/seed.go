@@ -49,7 +49,7 @@ type SeedRun struct {
 type SeedResult struct {
 	Index           int      `json:"index"`
 	TaskID          string   `json:"task_id"`
-	State           string   `json:"state" doc:"done or failed, or where the task stopped if the run was canceled"`
+	State           string   `json:"state" enum:"queued,running,retrying,done,failed,canceled" doc:"done or failed; canceled when the run ended before it"`
 	Status          int      `json:"status" doc:"HTTP status of the task's call; 0 when it got none"`
 	DurationSeconds *float64 `json:"duration_seconds"`
 	Error           string   `json:"error,omitempty"`
@@ -67,7 +67,7 @@ type resultInput struct {
 // TaskResult is a task's state and, once it has ended, its result, like Celery's AsyncResult.
 type TaskResult struct {
 	TaskID string       `json:"task_id"`
-	State  string       `json:"state" enum:"queued,running,retrying,done,failed"`
+	State  string       `json:"state" enum:"queued,running,retrying,done,failed,canceled"`
 	Result *TaskOutcome `json:"result" doc:"null until the task has ended"`
 }
 
@@ -180,26 +180,25 @@ func (s *Server) seed(ctx context.Context, mode app.Mode, in seedInput, parallel
 	wctx, cancel := context.WithTimeout(s.base, wait)
 	defer cancel()
 	var events []*app.Event
-	var end *app.Event
+	ended := false
 	err = s.core.Feed.Watch(wctx, r.ID, "", func(e *app.Event) error {
 		events = append(events, e)
-		if e.Terminal() {
-			end = e
-		}
+		ended = ended || e.Terminal()
 		return nil
 	})
-	if end == nil {
+	if !ended {
 		if err != nil && wctx.Err() == nil {
 			return nil, s.fail(ctx, err)
 		}
 		return &seedOutput{Status: http.StatusAccepted, Body: out}, nil
 	}
 
-	out.Status = statusOfEnd(end)
-	if end.WallMS != nil {
-		out.ElapsedSeconds = new(*end.WallMS / 1000)
+	proj := app.Project(r, events, time.Now(), nil)
+	out.Status = proj.Run.Status
+	if proj.Run.WallMS != nil {
+		out.ElapsedSeconds = new(*proj.Run.WallMS / 1000)
 	}
-	for _, t := range app.Fold(r, events).Tasks {
+	for _, t := range proj.Tasks {
 		res := SeedResult{Index: t.Index, TaskID: t.ID, State: t.State, Status: t.HTTPStatus, Error: t.Error}
 		if t.DurationMS != nil {
 			res.DurationSeconds = new(*t.DurationMS / 1000)
@@ -207,19 +206,6 @@ func (s *Server) seed(ctx context.Context, mode app.Mode, in seedInput, parallel
 		out.Results = append(out.Results, res)
 	}
 	return &seedOutput{Status: http.StatusOK, Body: out}, nil
-}
-
-// statusOfEnd is the run status a terminal event leaves.
-func statusOfEnd(e *app.Event) string {
-	switch e.Type {
-	case app.RunFinished:
-		return app.StatusFinished
-	case app.RunCanceled:
-		return app.StatusCanceled
-	case app.RunInterrupted:
-		return app.StatusInterrupted
-	}
-	return e.Type
 }
 
 func (s *Server) result(ctx context.Context, in *resultInput) (*resultOutput, error) {
