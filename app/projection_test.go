@@ -65,22 +65,25 @@ type bar struct {
 	startMS, durMS float64
 }
 
-func TestProjection(t *testing.T) {
+// projectionCase is a run's events and what its projection must say.
+type projectionCase struct {
+	name    string
+	script  func() *script
+	at      float64 // > 0: ProjectAt this offset; else Project as of now
+	now     float64 // offset of now for Project
+	status  string
+	states  []string
+	bars    [][]bar // per task, its attempts
+	wallMS  float64 // -1: still running
+	elapsed float64
+	retries int
+	lanes   []string
+	check   func(t *testing.T, p *Projection)
+}
+
+func projectionCases() []projectionCase {
 	a0, a1, b0 := slot("a", 1, 0), slot("a", 1, 1), slot("b", 2, 0)
-	tests := []struct {
-		name    string
-		script  func() *script
-		at      float64 // > 0: ProjectAt this offset; else Project as of now
-		now     float64 // offset of now for Project
-		status  string
-		states  []string
-		bars    [][]bar // per task, its attempts
-		wallMS  float64 // -1: still running
-		elapsed float64
-		retries int
-		lanes   []string
-		check   func(t *testing.T, p *Projection)
-	}{
+	return []projectionCase{
 		{
 			name: "normal",
 			script: func() *script {
@@ -383,7 +386,10 @@ func TestProjection(t *testing.T) {
 			lanes:   []string{"a:1/0"},
 		},
 	}
-	for _, tt := range tests {
+}
+
+func TestProjection(t *testing.T) {
+	for _, tt := range projectionCases() {
 		t.Run(tt.name, func(t *testing.T) {
 			s := tt.script()
 			var p *Projection
