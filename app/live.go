@@ -158,6 +158,15 @@ func (l *Live) Processes() []ProcessTally {
 	return out
 }
 
+// Current is the projection as of the latest event, without the pass Projection makes: the
+// run, its summary and the tasks the latest event changed are current; another running
+// attempt is placed as of the event that last changed its task. It stays Live's, to read
+// until the next Add.
+func (l *Live) Current() *Projection { return l.p }
+
+// CompareWith sets the summary's comparison against baseline, as Projection.CompareWith.
+func (l *Live) CompareWith(baseline *Run) { l.p.CompareWith(baseline) }
+
 // Projection is the whole projection as of the latest event: every running attempt placed
 // up to it, and the lanes laid out. It costs a pass over the run; the projection stays
 // Live's, to read until the next Add.

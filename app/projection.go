@@ -510,6 +510,24 @@ func BaselineOf(r *Run, runs []*Run) *Run {
 	return best
 }
 
+// LatestOfEachMode picks from runs the latest finished run of each mode that does the same
+// work as plan (see SameWork), in the order of Modes: the runs that compare like with like.
+func LatestOfEachMode(runs []*Run, plan Plan) []*Run {
+	var out []*Run
+	for _, m := range Modes {
+		var latest *Run
+		for _, r := range runs {
+			if r.Mode == m && r.Status == StatusFinished && SameWork(r.Plan, plan) && (latest == nil || r.ID > latest.ID) {
+				latest = r
+			}
+		}
+		if latest != nil {
+			out = append(out, latest)
+		}
+	}
+	return out
+}
+
 // lanesOf lays the attempts out in lanes, one per worker slot, in order of host, pid and
 // slot, as a worker numbers its slots.
 func lanesOf(tasks []*Task) []Lane {

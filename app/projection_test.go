@@ -564,3 +564,27 @@ func BenchmarkProject(b *testing.B) {
 		Project(s.r, s.evs, time.Now(), nil)
 	}
 }
+
+func TestLatestOfEachMode(t *testing.T) {
+	wall := 100.0
+	plan := Plan{Tasks: 10, DelayMS: 100, Target: BuiltinTarget}
+	run := func(id string, mode Mode, status string, tasks int) *Run {
+		p := plan
+		p.Mode, p.Tasks = mode, tasks
+		return &Run{ID: id, Plan: p, Status: status, WallMS: &wall}
+	}
+	runs := []*Run{
+		run("01JN0000000000000000000009", Distributed, StatusFinished, 5000), // other work
+		run("01JN0000000000000000000008", Sequential, StatusCanceled, 10),    // not finished
+		run("01JN0000000000000000000007", Distributed, StatusFinished, 10),
+		run("01JN0000000000000000000005", Distributed, StatusFinished, 10),
+		run("01JN0000000000000000000004", Sequential, StatusFinished, 10),
+	}
+	var got []string
+	for _, r := range LatestOfEachMode(runs, plan) {
+		got = append(got, string(r.Mode)+" "+r.ID[len(r.ID)-1:])
+	}
+	if want := []string{"sequential 4", "distributed 7"}; !slices.Equal(got, want) {
+		t.Errorf("latest of each mode %v, want %v", got, want)
+	}
+}
