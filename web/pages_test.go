@@ -197,8 +197,11 @@ func TestHTMLStreamResumesAndEnds(t *testing.T) {
 	for _, f := range frames {
 		rows += strings.Count(f.Data, `<tr id="task-`+r.ID)
 	}
-	if rows != 8 { // started and finished, for each of 4 tasks
-		t.Errorf("%d row fragments, want 8", rows)
+	if rows != 12 { // started and finished, for each of 4 tasks, and each again at the end, with its steps
+		t.Errorf("%d row fragments, want 12", rows)
+	}
+	if end := frames[len(frames)-1].Data; strings.Count(end, `data-steps="0 queued;`) != 4 {
+		t.Errorf("the end frame does not give every row its steps: %s", end)
 	}
 	// Resuming at the terminal event: 204, so EventSource stops.
 	if res := h.get("/runs/"+r.ID+"/stream", "Last-Event-ID", last); res.status != http.StatusNoContent {
@@ -231,8 +234,18 @@ func TestHTMLStreamCoalescesLargeRuns(t *testing.T) {
 			done[m[1]] = true
 		}
 	}
-	if len(done) != 300 {
-		t.Errorf("%d tasks reached done in the stream, want 300", len(done))
+	// The stream sends the rows of its page of the task list only.
+	if len(done) != tasksPerPage || !done[templates.RowID(r.ID, 0)] || done[templates.RowID(r.ID, tasksPerPage)] {
+		t.Errorf("%d tasks of the first page reached done in the stream, want %d", len(done), tasksPerPage)
+	}
+	second := map[string]bool{}
+	for _, f := range h.openPath("/runs/" + r.ID + "/stream?page=2").all(t) {
+		for _, m := range re.FindAllStringSubmatch(f.Data, -1) {
+			second[m[1]] = true
+		}
+	}
+	if len(second) != 300-tasksPerPage || !second[templates.RowID(r.ID, 299)] {
+		t.Errorf("%d tasks of the second page reached done in its stream, want %d", len(second), 300-tasksPerPage)
 	}
 	page := string(h.get("/runs/" + r.ID).body)
 	if n := strings.Count(page, `<tr id="task-`); n != tasksPerPage {
@@ -276,7 +289,18 @@ func TestHTMLStreamPings(t *testing.T) {
 	}
 	s := h.openPath("/runs/" + r.ID + "/stream")
 	frames := s.all(t)
-	if s.pings == 0 {
+	// A ping carries the server's time since the run was created, for the page's clock.
+	sync := regexp.MustCompile(`^<i hidden data-sync="` + r.ID + `" data-at-ms="([0-9.]+)"></i>$`)
+	pings := 0
+	for _, f := range frames {
+		if f.Type == "ping" {
+			if m := sync.FindStringSubmatch(f.Data); m == nil || mustFloat(t, m[1]) <= 0 || mustFloat(t, m[1]) > 10_000 {
+				t.Errorf("a ping carries %q, want the server's time since the run began", f.Data)
+			}
+			pings++
+		}
+	}
+	if pings == 0 {
 		t.Error("no ping while the task ran")
 	}
 	if frames[len(frames)-1].Type != "end" {
@@ -385,22 +409,22 @@ func TestRunPageShowsWorkerLoss(t *testing.T) {
 			t.Errorf("task %d, on a live worker, shows as orphaned", i)
 		}
 	}
-	// The tally of tasks per worker process, the lost one marked by a word, not colour alone.
+	// The tally of tasks per worker process, from the events; the notice above it names the
+	// lost one, in words.
 	procs := regexp.MustCompile(`(?s)<div id="procs-` + r.ID + `".*?</table>`).FindString(page)
-	wantProcs := []string{live.Process() + " 2 —", "lost:42 2 ⚠ lost"}
-	for _, want := range wantProcs {
+	for _, want := range []string{live.Process() + " 2", "lost:42 2"} {
 		if !strings.Contains(text(procs), want) {
 			t.Errorf("the workers tally lacks %q: %s", want, text(procs))
 		}
 	}
-	// The page refreshes the lost workers and the tally from a partial while the run is live.
+	// No event tells a worker's loss: the page refreshes the notice from a partial while the
+	// run is live.
 	if !strings.Contains(page, `data-poll="/runs/`+r.ID+`/workers"`) {
-		t.Error("the live run's page does not refresh its workers")
+		t.Error("the live run's page does not refresh its lost workers")
 	}
 	res = h.get("/runs/" + r.ID + "/workers")
 	lines := strings.Split(strings.TrimSpace(string(res.body)), "\n")
-	if res.status != http.StatusOK || len(lines) != 2 || !strings.HasPrefix(lines[0], `<div id="lost-`+r.ID+`"`) ||
-		!strings.HasPrefix(lines[1], `<div id="procs-`+r.ID+`"`) {
+	if res.status != http.StatusOK || len(lines) != 1 || !strings.HasPrefix(lines[0], `<div id="lost-`+r.ID+`"`) {
 		t.Fatalf("the workers partial: %d %s", res.status, res.body)
 	}
 	wantLost := "⚠ Worker lost:42 is gone with tasks 2 and 3 in hand. asynq retries between " +
@@ -408,9 +432,18 @@ func TestRunPageShowsWorkerLoss(t *testing.T) {
 	if got := text(lines[0]); !strings.Contains(got, wantLost) {
 		t.Errorf("the lost workers read %q, want %q", got, wantLost)
 	}
-	if text(lines[1]) != text(procs+"</tbody></table></div>") {
-		t.Errorf("the partial's tally %q differs from the page's %q", text(lines[1]), text(procs))
+	if notice := regexp.MustCompile(`(?s)<div id="lost-` + r.ID + `".*?</div>`).FindString(page); text(notice) != text(lines[0]) {
+		t.Errorf("the partial's notice %q differs from the page's %q", text(lines[0]), text(notice))
 	}
+}
+
+func mustFloat(t *testing.T, s string) float64 {
+	t.Helper()
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
 }
 
 var (

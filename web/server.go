@@ -70,6 +70,7 @@ type Server struct {
 
 	etags sync.Map // asset name → quoted ETag, for unhashed /static URLs
 
+	live       liveRuns       // the projections the HTML streams follow
 	monitor    *monitor       // asynqmon, closed on Shutdown
 	workerSnap workerSnapshot // the last read of the live workers
 	limits     *launchLimits  // per-client launch rate
