@@ -299,3 +299,54 @@ func (h *harness) getOK(path string, v any) {
 	}
 	res.json(h.t, v)
 }
+
+func TestGetRunPagesItsTasks(t *testing.T) {
+	t.Parallel()
+	h := start(t)
+	r := h.launch(map[string]any{"mode": "concurrent", "tasks": 450, "delay_ms": 0, "parallelism": 50})
+	h.follow(r.ID)
+	var seen []int
+	cursor := ""
+	for pages := 0; ; pages++ {
+		if pages > 5 {
+			t.Fatal("more pages than 450 tasks make")
+		}
+		var d RunDetail
+		res := h.get("/api/runs/" + r.ID + "?limit=200&cursor=" + cursor)
+		if res.status != http.StatusOK {
+			t.Fatalf("page %d: %d %s", pages, res.status, res.body)
+		}
+		res.json(t, &d)
+		if d.Summary.Done != 450 || d.Run.ID != r.ID {
+			t.Fatalf("page %d: summary %+v", pages, d.Summary)
+		}
+		for _, task := range d.Tasks {
+			seen = append(seen, task.Index)
+		}
+		if d.Next == nil {
+			break
+		}
+		cursor = *d.Next
+	}
+	if len(seen) != 450 {
+		t.Fatalf("%d tasks over the pages, want 450", len(seen))
+	}
+	for i, idx := range seen {
+		if idx != i {
+			t.Fatalf("task %d of the pages has index %d", i, idx)
+		}
+	}
+	// The default page is 200 tasks; past the end is an empty page.
+	var d RunDetail
+	h.get("/api/runs/"+r.ID).json(t, &d)
+	if len(d.Tasks) != 200 || d.Next == nil || *d.Next != "200" {
+		t.Errorf("default page: %d tasks, next %v", len(d.Tasks), d.Next)
+	}
+	h.get("/api/runs/"+r.ID+"?cursor=9999").json(t, &d)
+	if len(d.Tasks) != 0 || d.Next != nil {
+		t.Errorf("past the end: %d tasks, next %v", len(d.Tasks), d.Next)
+	}
+	for _, q := range []string{"cursor=-1", "cursor=x", "limit=0", "limit=10001", "limit=abc"} {
+		h.get("/api/runs/"+r.ID+"?"+q).problem(t, http.StatusUnprocessableEntity)
+	}
+}
