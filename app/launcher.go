@@ -50,7 +50,7 @@ func (l *Launcher) Inspector() *asynq.Inspector { return l.inspector }
 
 func (l *Launcher) start(ctx context.Context) error {
 	if err := l.c.Runs.Heartbeat(ctx, l.c.ProcID); err != nil {
-		return Unavailable("Redis is unreachable", err)
+		return Unavailable("cannot record this process's heartbeat", err)
 	}
 	l.sweep(ctx)
 	sub := l.c.Redis.Client.Subscribe(ctx, keyCancel)
@@ -173,33 +173,75 @@ func (l *Launcher) failToStart(ctx context.Context, r *Run, cause error) {
 	}
 }
 
-// enqueue puts the run's tasks on the queue, from a few goroutines to save round trips.
-// On failure it deletes what it enqueued, so no task of a failed launch ever runs.
-func (l *Launcher) enqueue(ctx context.Context, r *Run) error {
-	cfg := l.c.Config
-	ref := refOf(r)
-	ref.Queue = cfg.Queue
+// taskFanOut is how many goroutines enqueue or delete a distributed run's tasks: asynq
+// takes one call per task, and the calls' round trips overlap.
+const taskFanOut = 8
+
+// eachTask calls f for the indexes 0…n−1 from taskFanOut goroutines, until ctx ends or f
+// fails; it returns the first error.
+func eachTask(ctx context.Context, n int, f func(ctx context.Context, i int) error) error {
 	g, gctx := errgroup.WithContext(ctx)
-	const workers = 8
-	for w := range workers {
+	for w := range taskFanOut {
 		g.Go(func() error {
-			for i := w; i < r.Tasks; i += workers {
-				t := NewFetchTask(ref, i, cfg.Queue, cfg.MaxRetry, cfg.RunRetention)
-				if _, err := l.client.EnqueueContext(gctx, t); err != nil {
+			for i := w; i < n; i += taskFanOut {
+				if err := gctx.Err(); err != nil {
+					return err
+				}
+				if err := f(gctx, i); err != nil {
 					return err
 				}
 			}
 			return nil
 		})
 	}
-	err := g.Wait()
+	return g.Wait()
+}
+
+// enqueue puts the run's tasks on the queue. On failure it deletes what it enqueued, so no
+// task of a failed launch ever runs.
+func (l *Launcher) enqueue(ctx context.Context, r *Run) error {
+	cfg := l.c.Config
+	ref := refOf(r)
+	ref.Queue = cfg.Queue
+	enqueued := make([]bool, r.Tasks) // each index written by one goroutine only
+	err := eachTask(ctx, r.Tasks, func(ctx context.Context, i int) error {
+		t := NewFetchTask(ref, i, cfg.Queue, cfg.MaxRetry, cfg.RunRetention)
+		if _, err := l.client.EnqueueContext(ctx, t); err != nil {
+			return err
+		}
+		enqueued[i] = true
+		return nil
+	})
 	if err == nil {
 		return nil
 	}
-	for i := range r.Tasks {
-		l.inspector.DeleteTask(cfg.Queue, TaskID(r.ID, i))
+	// Whatever ended the launch (its deadline, say), the undo gets a bound of its own.
+	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if uerr := l.deleteTasks(uctx, r, enqueued); uerr != nil {
+		l.c.Logger.WarnContext(ctx, "cannot delete the tasks of a launch that failed", "run", r.ID, "err", uerr)
 	}
-	return Unavailable("cannot enqueue the run's tasks: Redis is unreachable", err)
+	return Unavailable("cannot enqueue the run's tasks", err)
+}
+
+// deleteTasks removes from the queue the tasks of r whose index is marked in which (every
+// task when which is nil); active tasks, which cannot be deleted, are canceled. It stops
+// at the first failure other than a task already gone.
+func (l *Launcher) deleteTasks(ctx context.Context, r *Run, which []bool) error {
+	q := l.c.Config.Queue
+	return eachTask(ctx, r.Tasks, func(_ context.Context, i int) error {
+		if which != nil && !which[i] {
+			return nil
+		}
+		id := TaskID(r.ID, i)
+		err := l.inspector.DeleteTask(q, id) // no context: bounded by the connection timeouts
+		if err == nil || errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) {
+			return nil
+		}
+		// An active task cannot be deleted: cancel it instead. If Redis is the cause, this
+		// fails too, and ends the deletion.
+		return l.inspector.CancelProcessing(id)
+	})
 }
 
 // Capacity is the total concurrency of the live asynq servers that serve the queue.
@@ -230,10 +272,10 @@ func (l *Launcher) Servers(ctx context.Context) ([]*asynq.ServerInfo, error) {
 	select {
 	case res = <-ch:
 	case <-ctx.Done():
-		return nil, Unavailable("cannot list workers: Redis did not answer", ctx.Err())
+		return nil, Unavailable("cannot list workers", ctx.Err())
 	}
 	if res.err != nil {
-		return nil, Unavailable("cannot list workers: Redis is unreachable", res.err)
+		return nil, Unavailable("cannot list workers", res.err)
 	}
 	var live []*asynq.ServerInfo
 	for _, s := range res.s {
@@ -319,7 +361,8 @@ func (l *Launcher) runTask(ctx context.Context, t TaskPayload, w Worker) {
 }
 
 // Cancel ends a running run: the record first, so nothing counts after it, then its tasks:
-// local ones through their owner, distributed ones deleted from the queue or canceled.
+// local ones through their owner, distributed ones deleted from the queue or canceled (in
+// the background).
 func (l *Launcher) Cancel(ctx context.Context, id string) (*Run, error) {
 	r, err := l.c.Runs.Get(ctx, id)
 	if err != nil {
@@ -340,22 +383,19 @@ func (l *Launcher) Cancel(ctx context.Context, id string) (*Run, error) {
 		l.c.Logger.WarnContext(ctx, "cannot publish cancel", "run", id, "err", err)
 	}
 	if !r.Mode.Local() {
-		l.cancelTasks(r)
+		// A big run's tasks take seconds to remove: the answer need not wait for it, since
+		// nothing counts after the record says canceled.
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			dctx, cancel := context.WithTimeout(l.ctx, time.Minute)
+			defer cancel()
+			if err := l.deleteTasks(dctx, r, nil); err != nil {
+				l.c.Logger.WarnContext(ctx, "cannot remove a canceled run's tasks from the queue", "run", r.ID, "err", err)
+			}
+		}()
 	}
 	return l.c.Runs.Get(ctx, id)
-}
-
-// cancelTasks removes a distributed run's tasks from the queue and cancels the active ones.
-func (l *Launcher) cancelTasks(r *Run) {
-	q := l.c.Config.Queue
-	for i := range r.Tasks {
-		id := TaskID(r.ID, i)
-		err := l.inspector.DeleteTask(q, id)
-		if err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
-			// Active tasks cannot be deleted: cancel them instead.
-			l.inspector.CancelProcessing(id)
-		}
-	}
 }
 
 func (l *Launcher) cancelLocal(id string) {

@@ -56,7 +56,7 @@ func (c *Core) MarkOrphans(ctx context.Context, tl *Timeline) error {
 		leases[i] = p.ZScore(ctx, asynqLeaseKey(c.Config.Queue), t.ID)
 	}
 	if _, err := p.Exec(ctx); err != nil && err != redis.Nil {
-		return Unavailable("cannot check the workers: Redis is unreachable", err)
+		return Unavailable("cannot check the workers", err)
 	}
 	for i, t := range running {
 		if alive[t.Worker.Proc].Val() != 0 {
