@@ -353,7 +353,7 @@ func (l *Launcher) runTask(ctx context.Context, t TaskPayload, w Worker) {
 			return
 		}
 		select {
-		case <-time.After(l.c.Config.RetryDelay):
+		case <-time.After(l.c.Config.RetryWait(attempt)):
 		case <-ctx.Done():
 			return
 		}

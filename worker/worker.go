@@ -27,6 +27,21 @@ const DefaultTaskCheckInterval = 3 * time.Millisecond
 // serving process's own CPU.
 const EmbeddedTaskCheckInterval = 25 * time.Millisecond
 
+// delayedTaskCheckInterval is how often the worker moves retries that are due back to the
+// queue: a retry runs at most this long after its time.
+const delayedTaskCheckInterval = 100 * time.Millisecond
+
+// toWholeSecond returns the wait from now, at least d, that ends on a whole second. asynq
+// keeps a retry's time in whole Unix seconds, truncated, so a wait of d from now would end
+// anywhere from d−1 s to d s later; this one ends from d to d+1 s later.
+func toWholeSecond(now time.Time, d time.Duration) time.Duration {
+	at := now.Add(d)
+	if s := at.Truncate(time.Second); s.Before(at) {
+		at = s.Add(time.Second)
+	}
+	return at.Sub(now)
+}
+
 // Worker is an asynq server on the run queue whose handler is the core's Executor.
 type Worker struct {
 	core  *app.Core
@@ -39,16 +54,18 @@ func New(core *app.Core, cfg Config) *Worker {
 	if cfg.TaskCheckInterval <= 0 {
 		cfg.TaskCheckInterval = DefaultTaskCheckInterval
 	}
-	retry := core.Config.RetryDelay
+	appCfg := core.Config
 	srv := asynq.NewServerFromRedisClient(core.Redis.Client, asynq.Config{
 		Concurrency:              cfg.Concurrency,
 		Queues:                   map[string]int{core.Config.Queue: 1},
 		TaskCheckInterval:        cfg.TaskCheckInterval,
-		DelayedTaskCheckInterval: 100 * time.Millisecond,
-		RetryDelayFunc:           func(int, error, *asynq.Task) time.Duration { return retry },
-		ShutdownTimeout:          cfg.ShutdownTimeout,
-		Logger:                   asynqLogger{core.Logger},
-		LogLevel:                 asynq.WarnLevel,
+		DelayedTaskCheckInterval: delayedTaskCheckInterval,
+		RetryDelayFunc: func(retried int, _ error, _ *asynq.Task) time.Duration {
+			return toWholeSecond(time.Now(), appCfg.RetryWait(retried))
+		},
+		ShutdownTimeout: cfg.ShutdownTimeout,
+		Logger:          asynqLogger{core.Logger},
+		LogLevel:        asynq.WarnLevel,
 	})
 	w := &Worker{core: core, srv: srv, slots: make(chan int, cfg.Concurrency)}
 	for i := range cfg.Concurrency {
