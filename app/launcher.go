@@ -29,7 +29,8 @@ type Launcher struct {
 
 	mu       sync.Mutex
 	local    map[string]context.CancelCauseFunc
-	canceled sync.Map // run ID → when this process heard it was canceled
+	serving  map[string]*asynq.ServerInfo // this process's asynq servers, by ID
+	canceled sync.Map                     // run ID → when this process heard it was canceled
 
 	ctx    context.Context // ends on shutdown; parent of every local run
 	cancel context.CancelCauseFunc
@@ -42,6 +43,7 @@ func newLauncher(c *Core) *Launcher {
 		client:    asynq.NewClientFromRedisClient(c.Redis.Client),
 		inspector: asynq.NewInspectorFromRedisClient(c.Redis.Client),
 		local:     make(map[string]context.CancelCauseFunc),
+		serving:   make(map[string]*asynq.ServerInfo),
 		ctx:       ctx, cancel: cancel}
 }
 
@@ -204,7 +206,11 @@ func (l *Launcher) enqueue(ctx context.Context, r *Run) error {
 	ref := refOf(r)
 	ref.Queue = cfg.Queue
 	enqueued := make([]bool, r.Tasks) // each index written by one goroutine only
-	err := eachTask(ctx, r.Tasks, func(ctx context.Context, i int) error {
+	err := l.c.Redis.Client.SAdd(ctx, asynqQueuesKey, cfg.Queue).Err()
+	if err != nil {
+		return Unavailable("cannot enqueue the run's tasks", err)
+	}
+	err = eachTask(ctx, r.Tasks, func(ctx context.Context, i int) error {
 		t := NewFetchTask(ref, i, cfg.Queue, cfg.MaxRetry, cfg.RunRetention)
 		if _, err := l.client.EnqueueContext(ctx, t); err != nil {
 			return err
@@ -257,7 +263,23 @@ func (l *Launcher) Capacity(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-// Servers lists the live asynq servers that serve the queue.
+// Serving records that srv, an asynq server of this process as asynq listed it, takes the
+// queue's tasks until the returned func is called; Servers counts it live meanwhile, listed
+// in Redis or not. asynq lists a server only on its heartbeat, every 5 s: a Redis that comes
+// back empty would show no worker for that long, while this one already takes tasks.
+func (l *Launcher) Serving(srv *asynq.ServerInfo) (stopped func()) {
+	l.mu.Lock()
+	l.serving[srv.ID] = srv
+	l.mu.Unlock()
+	return func() {
+		l.mu.Lock()
+		delete(l.serving, srv.ID)
+		l.mu.Unlock()
+	}
+}
+
+// Servers lists the live asynq servers that serve the queue: those Redis lists, and this
+// process's own (see Serving).
 func (l *Launcher) Servers(ctx context.Context) ([]*asynq.ServerInfo, error) {
 	type result struct {
 		s   []*asynq.ServerInfo
@@ -278,11 +300,22 @@ func (l *Launcher) Servers(ctx context.Context) ([]*asynq.ServerInfo, error) {
 		return nil, Unavailable("cannot list workers", res.err)
 	}
 	var live []*asynq.ServerInfo
+	listed := map[string]bool{}
 	for _, s := range res.s {
+		listed[s.ID] = true
 		if _, ok := s.Queues[l.c.Config.Queue]; ok && s.Status != "closed" && s.Status != "stopped" {
 			live = append(live, s)
 		}
 	}
+	l.mu.Lock()
+	for id, s := range l.serving {
+		if !listed[id] {
+			own := *s
+			own.ActiveWorkers = nil // unknown until asynq lists it again
+			live = append(live, &own)
+		}
+	}
+	l.mu.Unlock()
 	slices.SortFunc(live, func(a, b *asynq.ServerInfo) int { return a.Started.Compare(b.Started) })
 	return live, nil
 }

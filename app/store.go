@@ -419,6 +419,11 @@ type TaskResult struct {
 	Worker     *Worker  `json:"worker,omitempty"`
 }
 
+// asynqQueuesKey is asynq's set of queue names, which its Inspector and the monitor list
+// queues from. asynq's client adds a queue to it on its first enqueue only, and remembers
+// that it did: after Redis restarts empty, the launcher adds it again itself.
+const asynqQueuesKey = "asynq:queues"
+
 // asynqTaskKey is where asynq keeps a task (its layout since v0.18; what its ResultWriter
 // writes into).
 func asynqTaskKey(queue, taskID string) string {

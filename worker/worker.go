@@ -44,9 +44,10 @@ func toWholeSecond(now time.Time, d time.Duration) time.Duration {
 
 // Worker is an asynq server on the run queue whose handler is the core's Executor.
 type Worker struct {
-	core  *app.Core
-	srv   *asynq.Server
-	slots chan int
+	core    *app.Core
+	srv     *asynq.Server
+	slots   chan int
+	stopped func() // ends the launcher's count of this server
 }
 
 // New returns a worker for core's queue. It runs nothing until Start.
@@ -82,12 +83,17 @@ func (w *Worker) Start() error {
 	if err := w.srv.Start(mux); err != nil {
 		return err
 	}
-	return w.awaitListed()
+	info, err := w.awaitListed()
+	if err != nil {
+		return err
+	}
+	w.stopped = w.core.Launcher.Serving(info)
+	return nil
 }
 
 // awaitListed waits until this server's first heartbeat is in Redis, so that the capacity a
-// launch sees includes it from the moment Start returns.
-func (w *Worker) awaitListed() error {
+// launch sees includes it from the moment Start returns, and returns how asynq lists it.
+func (w *Worker) awaitListed() (*asynq.ServerInfo, error) {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		servers, err := w.core.Launcher.Inspector().Servers()
@@ -95,20 +101,25 @@ func (w *Worker) awaitListed() error {
 			for _, s := range servers {
 				if s.Host == w.core.Host && s.PID == w.core.PID {
 					if _, ok := s.Queues[w.core.Config.Queue]; ok {
-						return nil
+						return s, nil
 					}
 				}
 			}
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("the worker did not appear in Redis within 5s: %v", err)
+			return nil, fmt.Errorf("the worker did not appear in Redis within 5s: %v", err)
 		}
 		time.Sleep(10 * time.Millisecond) // polling Redis: asynq offers nothing to wait on
 	}
 }
 
 // Shutdown stops taking tasks and waits for the in-flight ones, up to the shutdown timeout.
-func (w *Worker) Shutdown() { w.srv.Shutdown() }
+func (w *Worker) Shutdown() {
+	if w.stopped != nil {
+		w.stopped() // no launch counts it from here on
+	}
+	w.srv.Shutdown()
+}
 
 type slotKey struct{}
 
