@@ -96,7 +96,7 @@ type runListOutput struct {
 }
 
 type taskInput struct {
-	TaskID string `path:"task_id" doc:"Task ID: <run ID>-<index>"`
+	TaskID string `path:"task_id" doc:"Task ID: <run ID>.<index> (the older <run ID>-<index> is read too)"`
 }
 
 // TaskDetail is one task as our events tell it, with asynq's view for distributed runs.
@@ -308,7 +308,7 @@ func (s *Server) getTask(ctx context.Context, in *taskInput) (*taskOutput, error
 func (s *Server) task(ctx context.Context, id string) (*app.Run, *app.Task, error) {
 	runID, index, ok := app.ParseTaskID(id)
 	if !ok {
-		return nil, nil, app.Errorf(app.ENotFound, "task %q not found: task IDs look like <run ID>-<index>", id)
+		return nil, nil, app.Errorf(app.ENotFound, "task %q not found: task IDs look like <run ID>.<index>", id)
 	}
 	tl, err := s.timeline(ctx, runID)
 	if err != nil {

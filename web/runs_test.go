@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/taskrace/taskrace/app"
@@ -348,5 +350,29 @@ func TestGetRunPagesItsTasks(t *testing.T) {
 	}
 	for _, q := range []string{"cursor=-1", "cursor=x", "limit=0", "limit=10001", "limit=abc"} {
 		h.get("/api/runs/"+r.ID+"?"+q).problem(t, http.StatusUnprocessableEntity)
+	}
+}
+
+// TestTaskIDsOldAndNew: task IDs carry no '-' (asynqmon shows an ID up to its first '-'),
+// and links with the older "<run>-<index>" form keep answering.
+func TestTaskIDsOldAndNew(t *testing.T) {
+	t.Parallel()
+	h := start(t)
+	r := h.launch(map[string]any{"mode": "sequential", "tasks": 3, "delay_ms": 0})
+	h.follow(r.ID)
+	var d RunDetail
+	h.get("/api/runs/" + r.ID).json(t, &d)
+	for i, task := range d.Tasks {
+		if task.ID != r.ID+"."+strconv.Itoa(i) {
+			t.Errorf("task %d has ID %q", i, task.ID)
+		}
+	}
+	for _, id := range []string{r.ID + ".2", r.ID + "-2"} {
+		for _, path := range []string{"/api/tasks/" + id, "/result/" + id} {
+			res := h.get(path)
+			if res.status != http.StatusOK || !strings.Contains(string(res.body), r.ID+".2") {
+				t.Errorf("GET %s: %d %s", path, res.status, res.body)
+			}
+		}
 	}
 }
