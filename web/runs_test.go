@@ -361,7 +361,7 @@ func TestTaskIDsOldAndNew(t *testing.T) {
 	r := h.launch(map[string]any{"mode": "sequential", "tasks": 3, "delay_ms": 0})
 	h.follow(r.ID)
 	var d RunDetail
-	h.get("/api/runs/" + r.ID).json(t, &d)
+	h.get("/api/runs/"+r.ID).json(t, &d)
 	for i, task := range d.Tasks {
 		if task.ID != r.ID+"."+strconv.Itoa(i) {
 			t.Errorf("task %d has ID %q", i, task.ID)
