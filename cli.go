@@ -15,7 +15,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/alicebob/miniredis/v2"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/taskrace/taskrace/app"
 	"github.com/taskrace/taskrace/web"
@@ -100,19 +99,18 @@ func newLogger(format string, w io.Writer) *slog.Logger {
 // backend is Redis for one process: the configured one, or an embedded one in memory.
 type backend struct {
 	redis    *app.Redis
-	embedded *miniredis.Miniredis
+	embedded *app.EmbeddedRedis
 }
 
 func openBackend(url string, logger *slog.Logger) (*backend, error) {
 	b := &backend{}
 	if url == "" {
-		m := miniredis.NewMiniRedis()
-		m.ClockTTL(true) // or nothing would ever expire
-		if err := m.StartAddr("127.0.0.1:0"); err != nil {
-			return nil, fmt.Errorf("cannot start embedded Redis: %w", err)
+		m, err := app.StartEmbeddedRedis()
+		if err != nil {
+			return nil, err
 		}
 		b.embedded = m
-		url = "redis://" + m.Addr()
+		url = m.URL()
 		logger.Warn("using embedded Redis: data lives in memory and is lost on exit; set REDIS_URL to keep it")
 	}
 	r, err := app.OpenRedis(url)

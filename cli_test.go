@@ -80,7 +80,7 @@ func TestHelp(t *testing.T) {
 		flags []string
 	}{
 		{"serve", []string{"-addr", "-worker", "-concurrency", "-redis-url", "$SHUTDOWN_TIMEOUT"}},
-		{"worker", []string{"-concurrency", "-redis-url", "$HTTPBIN_URL", "REDIS_URL is required", "required: the Redis that serve uses"}},
+		{"worker", []string{"-concurrency", "-redis-url", "$HTTPBIN_URL", "-retry-delay", "$MAX_RETRY", "REDIS_URL is required", "required: the Redis that serve uses"}},
 		{"run", []string{"-mode", "-tasks", "-delay", "-parallelism", "-json", "-failure-rate", "-target"}},
 		{"healthcheck", []string{"-addr", "-redis"}},
 	}
@@ -128,6 +128,9 @@ func TestUsageErrors(t *testing.T) {
 		{"MAX_TASKS zero", env("MAX_TASKS=0"), []string{"serve"}, "MAX_TASKS"},
 		{"MAX_DELAY negative", env("MAX_DELAY=-1s"), []string{"run"}, "MAX_DELAY"},
 		{"RUN_RETENTION too short", env("RUN_RETENTION=1s"), []string{"serve"}, "RUN_RETENTION"},
+		{"RETRY_DELAY under a second", env("RETRY_DELAY=250ms"), []string{"serve"}, "RETRY_DELAY must be whole seconds"},
+		{"RETRY_DELAY not whole seconds", env("RETRY_DELAY=1500ms"), []string{"worker", "--redis-url", "redis://127.0.0.1:1/0"}, "RETRY_DELAY"},
+		{"MAX_RETRY negative", env("MAX_RETRY=-1"), []string{"serve"}, "MAX_RETRY"},
 		{"REDIS_URL scheme", env("REDIS_URL=ftp://example.com"), []string{"worker"}, "REDIS_URL"},
 		{"LOG_FORMAT", env("LOG_FORMAT=xml"), []string{"serve"}, "LOG_FORMAT"},
 		{"TARGET_ALLOWLIST", env("TARGET_ALLOWLIST=not a url"), []string{"serve"}, "TARGET_ALLOWLIST"},

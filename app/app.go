@@ -77,7 +77,7 @@ func (r *Redis) Close() error {
 // Ping checks that Redis answers.
 func (r *Redis) Ping(ctx context.Context) error {
 	if err := r.Client.Ping(ctx).Err(); err != nil {
-		return Unavailable("Redis is unreachable", err)
+		return Unavailable("cannot ping Redis", err)
 	}
 	return nil
 }

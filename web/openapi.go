@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"maps"
 	"net/http"
 	"reflect"
 	"time"
@@ -34,7 +35,8 @@ func (s *Server) newAPI() huma.API {
 	hc := huma.DefaultConfig("taskrace API", version)
 	hc.DocsPath = ""
 	hc.SchemasPath = ""
-	hc.CreateHooks = nil // no $schema field or Link header in responses
+	hc.CreateHooks = nil                // no $schema field or Link header in responses
+	hc.Formats = maps.Clone(hc.Formats) // huma's default map is shared by every API
 	hc.Formats["application/json"], hc.Formats["json"] = strictJSON, strictJSON
 	hc.Info.Description = apiDescription
 	if s.cfg.Embedded {
