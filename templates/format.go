@@ -338,6 +338,10 @@ func BarWidth(a *app.Attempt, scale float64) float64 {
 	return max(a.DurMS, scale*minBar)
 }
 
+// Widened reports whether an attempt is drawn wider than it lasted, on an axis of extent
+// scale.
+func Widened(a *app.Attempt, scale float64) bool { return BarWidth(a, scale) > a.DurMS }
+
 // BarX is where an attempt's bar starts: at its start, or for one drawn wider than it
 // lasted, that much before its end, so that no bar reaches past the instant it ended.
 func BarX(a *app.Attempt, scale float64) float64 {
@@ -457,14 +461,15 @@ func (r Result) WallMS() float64 {
 	return *r.Sum.WallMS
 }
 
-// ProgressLine is a run's progress in words: "4 of 10 tasks ended, 1 failed · 2 retries".
+// ProgressLine is a run's progress in words: "4 of 10 tasks ended, 1 failed · 2 retries",
+// "4 of 10 tasks ended · 6 canceled".
 func ProgressLine(r *app.Run, s app.Summary) string {
 	line := I(s.Done+s.Failed) + " of " + I(r.Tasks) + " tasks ended"
 	if s.Failed > 0 {
 		line += ", " + I(s.Failed) + " failed"
 	}
 	if s.Canceled > 0 {
-		line += ", " + I(s.Canceled) + " canceled"
+		line += " · " + I(s.Canceled) + " canceled"
 	}
 	if s.Retrying > 0 {
 		line += " · " + plural(s.Retrying, "task", "tasks") + " retrying"

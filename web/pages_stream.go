@@ -237,10 +237,12 @@ func render(ctx context.Context, s *Server, record *app.Run, live *app.Live, c a
 		add(templates.Actions(p.Run, pinned))
 		add(templates.Summary(p))
 		add(templates.ResultRow(templates.Result{Run: p.Run, Sum: p.Summary, Baseline: p.Compared}))
+		// The attempts the end stopped, and those drawn wider than they lasted: the axis they
+		// were drawn on has grown since.
 		scale := templates.AxisExtent(p.Summary)
-		for _, t := range c.Tasks {
+		for _, t := range p.Tasks {
 			for _, a := range t.History {
-				if a.Worker != nil && a.Outcome == app.AttemptCanceled {
+				if a.Worker != nil && (a.Outcome == app.AttemptCanceled || templates.Widened(a, scale)) {
 					add(svgFragment(templates.BarEl(id, a, scale)))
 				}
 			}
@@ -435,7 +437,7 @@ func streamPage(c *fiber.Ctx) (int, error) {
 }
 
 // ping is a keep-alive frame that carries the server's time, in milliseconds since the run
-// was created, for the page's clock.
+// was created, for the page's clock: the stream has sent every event it had until then.
 func (f *fragmenter) ping() []byte {
 	at := templates.F(float64(time.Since(f.run.CreatedAt.Time).Microseconds()) / 1000)
 	return []byte("event: ping\ndata: <i hidden data-sync=\"" + f.run.ID + "\" data-at-ms=\"" + at + "\"></i>\n\n")
@@ -503,7 +505,29 @@ func (s *Server) streamHTML(w *bufio.Writer, f *fragmenter, after string) {
 
 	coalesce := f.run.Tasks > coalesceAbove
 	last := after
-	err := s.core.Feed.Watch(ctx, runID, after, func(e *app.Event) error {
+	// What the log holds past the page first, then the server's time: a page's clock counts
+	// on from the server's time only once it has caught up (see static/js/live.js). If the
+	// log cannot be read here, the feed reads it, and the first ping brings the time.
+	if backlog, err := s.core.Log.Read(ctx, runID, after, 1000); err == nil {
+		mu.Lock()
+		for _, e := range backlog {
+			if fr := f.frame(e); fr != nil && !write(fr) {
+				mu.Unlock()
+				return
+			}
+			last = e.ID
+			if e.Terminal() {
+				mu.Unlock()
+				return
+			}
+		}
+		ok := write(f.ping())
+		mu.Unlock()
+		if !ok {
+			return
+		}
+	}
+	err := s.core.Feed.Watch(ctx, runID, last, func(e *app.Event) error {
 		fr := f.frame(e)
 		mu.Lock()
 		defer mu.Unlock()

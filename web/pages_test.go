@@ -584,3 +584,82 @@ func TestWorkersPageListsTheLiveWorkers(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Home compares like with like: the latest run of each mode of one plan, each row naming
+// its plan and compared only with an earlier sequential run of that plan.
+func TestHomeComparesLikeWithLike(t *testing.T) {
+	t.Parallel()
+	h := start(t, withWorker())
+	run := func(plan map[string]any) *app.Run {
+		r := h.launch(plan)
+		h.follow(r.ID)
+		return r
+	}
+	p := map[string]any{"tasks": 3, "delay_ms": 20}
+	with := func(mode string, extra ...any) map[string]any {
+		m := map[string]any{"mode": mode}
+		for k, v := range p {
+			m[k] = v
+		}
+		for i := 0; i+1 < len(extra); i += 2 {
+			m[extra[i].(string)] = extra[i+1]
+		}
+		return m
+	}
+	a := run(with("sequential"))
+	b := run(with("distributed"))
+	c := run(with("sequential"))
+	page := string(h.get("/").body)
+	row := func(id string) string {
+		m := regexp.MustCompile(`(?s)<tr id="result-` + id + `".*?</tr>`).FindString(page)
+		if m == "" {
+			t.Fatalf("no result row for run %s", id)
+		}
+		return m
+	}
+	if !strings.Contains(text(page), "Latest run of each mode: 3 tasks × 0.02 s") {
+		t.Errorf("Home does not name the plan it compares: %s", text(page))
+	}
+	for _, id := range []string{b.ID, c.ID} {
+		if !strings.Contains(text(row(id)), "3 tasks × 0.02 s") {
+			t.Errorf("the row of %s does not name its plan: %s", id, text(row(id)))
+		}
+	}
+	if strings.Contains(page, `id="result-`+a.ID+`"`) {
+		t.Error("Home lists an older sequential run besides the latest")
+	}
+	// The distributed run is compared with the sequential run before it, never the later one.
+	if want := "against sequential run " + templates.ShortID(a.ID); !strings.Contains(row(b.ID), want) {
+		t.Errorf("the distributed row is not compared with %s: %s", a.ID, row(b.ID))
+	}
+	if want := "against sequential run " + templates.ShortID(a.ID); !strings.Contains(row(c.ID), want) {
+		t.Errorf("the sequential row is not compared with the earlier one: %s", row(c.ID))
+	}
+	// The chart: ticks from 0 at the start of the track, and the ideal labelled at its line.
+	chart := regexp.MustCompile(`(?s)<svg[^>]*data-chart.*?</svg>`).FindString(page)
+	if !strings.Contains(chart, `data-tick="0"`) || strings.Count(chart, "data-tick-label") < 3 ||
+		!regexp.MustCompile(`<text x="`+templates.F(templates.ChartLeft)+`"[^>]*text-anchor="start"[^>]*data-tick-label[^>]*>0 s<`).MatchString(chart) {
+		t.Errorf("the chart's axis: %s", chart)
+	}
+	ideals := regexp.MustCompile(`<line x1="([0-9.]+)"[^>]*data-ideal-line></line>\s*<text x="([0-9.]+)"`).FindAllStringSubmatch(chart, -1)
+	if len(ideals) != 2 {
+		t.Errorf("%d labelled ideal lines, want one per row: %s", len(ideals), chart)
+	}
+	for _, m := range ideals {
+		if m[1] != m[2] {
+			t.Errorf("an ideal label at x=%s, its line at x=%s", m[2], m[1])
+		}
+		if x := mustFloat(t, m[1]); x >= templates.ChartLeft+templates.ChartWidth {
+			t.Errorf("an ideal line at the end of the track (x=%v): no head-room", x)
+		}
+	}
+	// Another plan: Home compares that one, and the form holds it.
+	d := run(map[string]any{"mode": "concurrent", "tasks": 5, "delay_ms": 10, "parallelism": 2})
+	page = string(h.get("/").body)
+	if !strings.Contains(page, `id="result-`+d.ID+`"`) || strings.Contains(page, `id="result-`+b.ID+`"`) {
+		t.Error("Home does not compare the latest plan alone")
+	}
+	if !strings.Contains(page, `id="tasks" name="tasks" type="number" value="5"`) {
+		t.Error("the form does not hold the compared plan")
+	}
+}

@@ -43,7 +43,7 @@ const TERMINAL_EVENTS = new Set(['run.finished', 'run.canceled', 'run.interrupte
 
 const BACKOFF_MIN_MS = 500;
 const BACKOFF_MAX_MS = 5000;
-const TICK_MS = 50;
+const TICK_MS = 100;
 
 // How far behind the server's time the page shows a live run: about what an event takes to
 // reach the page, so that a bar never grows past the end an event is bringing. The server
@@ -61,8 +61,21 @@ export class RunClock {
   constructor(shownMs = 0) {
     this.offset = -Infinity; // server time − performance.now(), the best lower bound yet
     this.shown = shownMs;
+    // Whether the page's stream has caught up: only then does no news mean the run goes on.
+    // A page still loading, or a stream that broke, may have missed the run's end.
+    this.live = false;
   }
 
+  /** The stream is (re)connecting: hold the clock until it says it has caught up. */
+  hold() {
+    this.live = false;
+  }
+
+  /**
+   * Takes an instant of the server's. A fact is the time of an event the page shows; an
+   * instant that is not (a ping's, which the stream sends once it has sent every event it
+   * had) says the stream has caught up.
+   */
   sync(atMs, receivedAt, fact = true) {
     if (!Number.isFinite(atMs)) {
       return;
@@ -72,11 +85,13 @@ export class RunClock {
     }
     if (fact) {
       this.shown = Math.max(this.shown, atMs);
+    } else {
+      this.live = true;
     }
   }
 
   now(perf = performance.now()) {
-    if (Number.isFinite(this.offset)) {
+    if (this.live && Number.isFinite(this.offset)) {
       this.shown = Math.max(this.shown, perf + this.offset - MARGIN_MS);
     }
     return this.shown;
@@ -368,6 +383,7 @@ export function follow(main, { onEnd } = {}) {
 
   const onError = (event) => {
     event.currentTarget.close();
+    clockOf(main.getAttribute('data-run-id')).hold();
     if (stopped) {
       return;
     }
@@ -380,6 +396,7 @@ export function follow(main, { onEnd } = {}) {
   };
 
   function connect() {
+    clockOf(main.getAttribute('data-run-id')).hold();
     source = new EventSource(streamURL());
     source.addEventListener('open', () => {
       delay = BACKOFF_MIN_MS;
