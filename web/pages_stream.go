@@ -39,6 +39,7 @@ const (
 type liveRuns struct {
 	mu   sync.Mutex
 	runs map[string]*liveRun
+	keep int // how many events' fragments a run keeps; 0 for keptFragments
 }
 
 // liveRun is one run's live projection and the fragments of its latest events.
@@ -50,6 +51,7 @@ type liveRun struct {
 	frags  map[string][]byte // by event ID: the fragments of the latest events folded in
 	order  []string          // their IDs, oldest first
 	record *app.Run          // the run's record when its first viewer came: its plan
+	keep   int               // how many events' fragments frags keeps
 }
 
 // keptFragments is how many events' fragments a run keeps for viewers that lag behind the
@@ -65,7 +67,11 @@ func (l *liveRuns) join(r *app.Run) *liveRun {
 	}
 	lr := l.runs[r.ID]
 	if lr == nil {
-		lr = &liveRun{record: r, frags: map[string][]byte{}}
+		keep := l.keep
+		if keep <= 0 {
+			keep = keptFragments
+		}
+		lr = &liveRun{record: r, frags: map[string][]byte{}, keep: keep}
 		l.runs[r.ID] = lr
 	}
 	lr.viewers++
@@ -91,12 +97,14 @@ type fragmenter struct {
 	s    *Server
 	run  *app.Run
 	lr   *liveRun
-	page int // the page of the task list whose rows the viewer gets; 0 for none
+	page int       // the page of the task list whose rows the viewer gets; 0 for none
+	prev string    // the last event this viewer was given: the one before its next
+	own  *app.Live // the viewer's own projection while it lags behind the fragments kept
 }
 
 // newFragmenter follows run r for a viewer of page page of its task list; close ends it.
-func (s *Server) newFragmenter(r *app.Run, page int) *fragmenter {
-	return &fragmenter{s: s, run: r, lr: s.live.join(r), page: page}
+func (s *Server) newFragmenter(r *app.Run, page int, after string) *fragmenter {
+	return &fragmenter{s: s, run: r, lr: s.live.join(r), page: page, prev: after}
 }
 
 func (f *fragmenter) close() { f.s.live.leave(f.run) }
@@ -127,38 +135,44 @@ func (f *fragmenter) window(all []byte) []byte {
 	return bytes.TrimSuffix(out, []byte("\n"))
 }
 
-// fragments returns the function that renders an event's fragments for every viewer: the
-// fragments kept when it was folded in, or those of folding in what the log holds up to it.
-func (lr *liveRun) fragments(s *Server) func(*app.Event) []byte {
-	return func(e *app.Event) []byte {
-		lr.mu.Lock()
-		defer lr.mu.Unlock()
-		if b, ok := lr.frags[e.ID]; ok && e.ID != "" {
-			return b
-		}
-		ctx, cancel := context.WithTimeout(s.base, pageTimeout)
-		defer cancel()
-		if lr.live != nil && e.ID != "" && lr.live.LastID() != "" && app.CompareIDs(e.ID, lr.live.LastID()) <= 0 {
-			// A viewer far behind the others: its event, from a projection of its own.
-			return lr.behind(ctx, s, e)
-		}
-		if lr.live == nil {
-			lr.live = app.NewLive(lr.record)
-		}
+// fragments renders an event's fragments, for every viewer: those kept when the run's
+// shared projection took it in, or the shared projection takes it in now (with what the log
+// holds before it, if the viewer's resume point is past what the projection holds). An event
+// from before what is kept is rendered from the viewer's own projection, which follows the
+// viewer until it is back among the events kept.
+func (f *fragmenter) fragments(e *app.Event) []byte {
+	lr, s := f.lr, f.s
+	ctx, cancel := context.WithTimeout(s.base, pageTimeout)
+	defer cancel()
+	lr.mu.Lock()
+	if b, ok := lr.frags[e.ID]; ok && e.ID != "" {
+		lr.mu.Unlock()
+		f.own = nil
+		return b
+	}
+	if lr.live != nil && e.ID != "" && lr.live.LastID() != "" && app.CompareIDs(e.ID, lr.live.LastID()) <= 0 {
+		lr.mu.Unlock()
+		return f.behind(ctx, e)
+	}
+	defer lr.mu.Unlock()
+	if lr.live == nil {
+		lr.live = app.NewLive(lr.record)
+	}
+	if lr.live.LastID() != f.prev || f.prev == "" {
 		if err := catchUp(ctx, s, lr.live, e); err != nil {
 			s.logger.Warn("HTML stream: cannot read the run's events", "run", lr.record.ID, "err", err)
 		}
-		b := render(ctx, s, lr.record, lr.live, lr.live.Add(e))
-		if e.ID != "" {
-			lr.frags[e.ID] = b
-			lr.order = append(lr.order, e.ID)
-			if len(lr.order) > keptFragments {
-				delete(lr.frags, lr.order[0])
-				lr.order = lr.order[1:]
-			}
-		}
-		return b
 	}
+	b := render(ctx, s, lr.live, lr.live.Add(e))
+	if e.ID != "" {
+		lr.frags[e.ID] = b
+		lr.order = append(lr.order, e.ID)
+		if len(lr.order) > lr.keep {
+			delete(lr.frags, lr.order[0])
+			lr.order = lr.order[1:]
+		}
+	}
+	return b
 }
 
 // catchUp folds into live the events of the log between the latest it holds and e: those
@@ -184,18 +198,20 @@ func catchUp(ctx context.Context, s *Server, live *app.Live, e *app.Event) error
 	}
 }
 
-// behind renders e for a viewer whose resume point is before the events kept: from a
-// projection of the log up to e.
-func (lr *liveRun) behind(ctx context.Context, s *Server, e *app.Event) []byte {
-	live := app.NewLive(lr.record)
-	if err := catchUp(ctx, s, live, e); err != nil {
-		s.logger.Warn("HTML stream: cannot read the run's events", "run", lr.record.ID, "err", err)
+// behind renders e for a viewer behind the fragments kept, from its own projection: built
+// from the log up to e the first time, then taking the viewer's events in as they come.
+func (f *fragmenter) behind(ctx context.Context, e *app.Event) []byte {
+	if f.own == nil || f.own.LastID() != f.prev {
+		f.own = app.NewLive(f.lr.record)
+		if err := catchUp(ctx, f.s, f.own, e); err != nil {
+			f.s.logger.Warn("HTML stream: cannot read the run's events", "run", f.run.ID, "err", err)
+		}
 	}
-	return render(ctx, s, lr.record, live, live.Add(e))
+	return render(ctx, f.s, f.own, f.own.Add(e))
 }
 
 // render is the HTML of what c changed in live, one element a line.
-func render(ctx context.Context, s *Server, record *app.Run, live *app.Live, c app.Change) []byte {
+func render(ctx context.Context, s *Server, live *app.Live, c app.Change) []byte {
 	if len(c.Tasks) == 0 && !c.Ended {
 		return nil
 	}
@@ -312,7 +328,10 @@ func (f *fragmenter) frame(e *app.Event) []byte {
 // sends them and a batch gathers them. Events the page already shows when rendered
 // (run.created, task.queued) have none. (Frame is not reentrant: each is taken in turn.)
 func (f *fragmenter) windowParts(e *app.Event) []byte {
-	all := e.Frame(htmlParts, f.lr.fragments(f.s))
+	all := e.Frame(htmlParts, f.fragments)
+	if e.ID != "" {
+		f.prev = e.ID
+	}
 	if len(all) == 0 {
 		return nil
 	}
@@ -412,7 +431,7 @@ func (s *Server) htmlStream(c *fiber.Ctx) error {
 		if _, err := w.WriteString(sseHTMLHeader); err != nil {
 			return
 		}
-		f := s.newFragmenter(r, page)
+		f := s.newFragmenter(r, page, after)
 		defer f.close()
 		s.streamHTML(w, f, after)
 	})

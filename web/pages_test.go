@@ -2,6 +2,7 @@ package web
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"io"
 	"io/fs"
@@ -661,5 +662,57 @@ func TestHomeComparesLikeWithLike(t *testing.T) {
 	}
 	if !strings.Contains(page, `id="tasks" name="tasks" type="number" value="5"`) {
 		t.Error("the form does not hold the compared plan")
+	}
+}
+
+// Every viewer gets the same fragments for an event, whether it follows the run from the
+// start, resumes past what the run's shared projection holds, or lags behind the fragments
+// kept.
+func TestHTMLFragmentsAreTheSameForEveryViewer(t *testing.T) {
+	t.Parallel()
+	h := start(t, withWorker())
+	h.srv.live.keep = 3
+	r := h.launch(map[string]any{"mode": "distributed", "tasks": 6, "delay_ms": 10, "failure_rate": 0.5})
+	h.follow(r.ID)
+	read := func() []*app.Event { // each viewer gets events of its own, as from the log
+		evs, err := h.core.Log.ReadAll(t.Context(), r.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return evs
+	}
+	rec, err := h.core.Runs.Get(t.Context(), r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := h.srv.newFragmenter(rec, 1, "")
+	defer first.close()
+	var want [][]byte
+	for _, e := range read() {
+		want = append(want, first.windowParts(e))
+	}
+	if len(want) < 10 || want[len(want)-1] == nil {
+		t.Fatalf("%d events, the last with fragments %q", len(want), want[len(want)-1])
+	}
+	for _, from := range []int{1, 4, len(want) - 2} {
+		evs := read()
+		v := h.srv.newFragmenter(rec, 1, evs[from-1].ID)
+		for i := from; i < len(evs); i++ {
+			if got := v.windowParts(evs[i]); !bytes.Equal(got, want[i]) {
+				t.Errorf("resumed after event %d, event %d (%s) renders\n%s\nwant\n%s", from-1, i, evs[i].Type, got, want[i])
+			}
+		}
+		v.close()
+	}
+	// A viewer that resumes past the shared projection: the projection catches up first.
+	h.srv.live.leave(rec) // the first viewer leaves: the next starts the run's state afresh
+	first.lr = h.srv.live.join(rec)
+	evs := read()
+	v := h.srv.newFragmenter(rec, 1, evs[len(evs)-3].ID)
+	defer v.close()
+	for i := len(evs) - 2; i < len(evs); i++ {
+		if got := v.windowParts(evs[i]); !bytes.Equal(got, want[i]) {
+			t.Errorf("a fresh state, resumed late: event %d renders\n%s\nwant\n%s", i, got, want[i])
+		}
 	}
 }
