@@ -235,6 +235,11 @@ func TestBrowserRetriesShowAndReplay(t *testing.T) {
 	t.Run("replay at t is the projection at t", func(t *testing.T) {
 		fctx := b.fresh()
 		b.open(fctx, "/runs/"+r.ID)
+		// The page that followed the run live got every row's steps with the end.
+		const steps = `[...document.querySelectorAll('tr[data-task]')].map(r => r.dataset.steps || '')`
+		if live, fresh := eval[[]string](b, ctx, steps), eval[[]string](b, fctx, steps); !slices.Equal(live, fresh) || fresh[0] == "" {
+			t.Errorf("the live page's steps %q, a fresh page's %q", live, fresh)
+		}
 		evs, err := h.core.Log.ReadAll(context.Background(), r.ID)
 		if err != nil {
 			t.Fatal(err)

@@ -119,10 +119,14 @@ func (f *fragmenter) names() (parts, frame string) {
 // the rows of other pages.
 func (f *fragmenter) window(all []byte) []byte {
 	first, last := (f.page-1)*tasksPerPage, f.page*tasksPerPage
-	prefix := []byte(`<tr id="task-` + f.run.ID + `-`)
+	row, steps := []byte(`<tr id="task-`+f.run.ID+`-`), []byte(`<i hidden data-row="task-`+f.run.ID+`-`)
 	var out []byte
 	for line := range bytes.SplitSeq(all, []byte("\n")) {
-		if rest, ok := bytes.CutPrefix(line, prefix); ok {
+		rest, ok := bytes.CutPrefix(line, row)
+		if !ok {
+			rest, ok = bytes.CutPrefix(line, steps)
+		}
+		if ok {
 			end := bytes.IndexByte(rest, '"')
 			i, err := strconv.Atoi(string(rest[:max(0, end)]))
 			if err != nil || i < first || i >= last {
@@ -263,9 +267,18 @@ func render(ctx context.Context, s *Server, live *app.Live, c app.Change) []byte
 				}
 			}
 		}
-		// Every row, with its steps for the replay; each viewer gets its page's.
+		// The rows the end changed, and every other row's steps for the replay; each viewer
+		// gets those of its page.
+		changed := make(map[int]bool, len(c.Tasks))
+		for _, t := range c.Tasks {
+			changed[t.Index] = true
+		}
 		for _, t := range p.Tasks {
-			add(templates.TaskRow(p, t, queue))
+			if changed[t.Index] {
+				add(templates.TaskRow(p, t, queue))
+			} else {
+				add(templates.StepsOf(p, t))
+			}
 		}
 	} else {
 		scale := templates.AxisExtent(p.Summary)

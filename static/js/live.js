@@ -119,7 +119,9 @@ export function clockOf(runId, doc = document) {
  *   - <svg data-svg-fragment> wraps SVG elements so they parse as SVG: its children are
  *     applied, not the wrapper;
  *   - an element with data-at-ms and data-tscale="RUN" or data-sync="RUN" sets that run's
- *     clock; a data-sync one is not added to the page.
+ *     clock; a data-sync one is not added to the page;
+ *   - <i data-row="ID" data-steps="…"> gives row ID its steps (for the replay), and is not
+ *     added either.
  * receivedAt is when the frame arrived (performance.now()).
  */
 export function applyFragments(html, doc = document, receivedAt = performance.now()) {
@@ -153,6 +155,11 @@ function applyLine(html, doc, receivedAt) {
       clockOf(runId, doc).sync(Number(el.getAttribute('data-at-ms')), receivedAt, !el.hasAttribute('data-sync'));
     }
     if (el.hasAttribute('data-sync')) {
+      return;
+    }
+    if (el.hasAttribute('data-row')) {
+      // A row's steps, for the replay of a run that has ended.
+      doc.getElementById(el.getAttribute('data-row'))?.setAttribute('data-steps', el.getAttribute('data-steps'));
       return;
     }
     const existing = el.id ? doc.getElementById(el.id) : null;
