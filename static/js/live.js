@@ -533,8 +533,9 @@ function init() {
   startPolling();
   syncFromPage();
   syncTimelines();
-  // A run page follows one stream; the compare page one per running run.
-  const live = Array.from(document.querySelectorAll('[data-stream-url]'));
+  // A run page follows one stream; the compare page one per running run. (The workers
+  // page's stream is js/workers.js's.)
+  const live = Array.from(document.querySelectorAll('[data-run-id][data-stream-url]'));
   if (!live.length) {
     return;
   }
