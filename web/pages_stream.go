@@ -22,7 +22,7 @@ import (
 
 // Frame names of the HTML rendering of an event in app.Event.Frame.
 const (
-	htmlParts = "html-parts" // the fragments, one element a line, with every task's row
+	htmlParts = "html-parts" // the fragments, one element a line, with the rows of every page
 	htmlFrame = "html"       // a window's fragments as one SSE frame
 )
 
@@ -55,7 +55,7 @@ type liveRun struct {
 }
 
 // keptFragments is how many events' fragments a run keeps for viewers that lag behind the
-// others; one further behind has them rendered again from the log.
+// others; one further behind follows a projection of its own until it is back among them.
 const keptFragments = 2048
 
 // join returns run r's live state, counting one more viewer.
