@@ -113,7 +113,7 @@ func NewCore(cfg Config, r *Redis, logger *slog.Logger) *Core {
 	c.Runs = &RunStore{rdb: r.Client, app: c.app, retention: cfg.RunRetention, maxActive: cfg.MaxActiveRuns, metrics: c.Metrics}
 	c.Fetcher = NewFetcher(cfg.BuiltinURL, cfg.Limits.Allowlist)
 	c.Executor = &Executor{log: c.Log, store: c.Runs, fetch: c.Fetcher, metrics: c.Metrics}
-	c.Feed = newFeed(r.feed, c.Log, c.ProcID, logger)
+	c.Feed = newFeed(r.feed, c.Log, c.ProcID, logger, c.Metrics.ViewersDropped.WithLabelValues("behind"))
 	c.Launcher = newLauncher(c)
 	return c
 }
