@@ -18,6 +18,11 @@ import (
 const (
 	DefaultStreamWriteTimeout = 10 * time.Second // a viewer that accepts nothing for this long is dropped
 	DefaultMaxViewers         = 10_000           // open event streams per process
+	// streamSendBuffer bounds what the kernel holds for a viewer who does not read. Left
+	// to itself, Linux grows a socket's send buffer to 4 MB, enough to swallow a whole
+	// 3,000-task run: thousands of stalled viewers would pin gigabytes, and never be seen
+	// as stalled. 64 KB (Linux doubles it) still carries a replay at over 1 MB/s at 100 ms.
+	streamSendBuffer = 64 << 10
 )
 
 // sseHeader starts every event stream. The connection is taken over from fasthttp, so the
@@ -67,6 +72,9 @@ func (s *Server) stream(c *fiber.Ctx, open func() (sseSource, error)) error {
 	// Taking the connection over, rather than giving fasthttp a body stream writer, is what
 	// lets every write carry its own deadline; it also saves the stream writer's second
 	// goroutine and pipe per viewer.
+	if tc, ok := c.Context().Conn().(interface{ SetWriteBuffer(int) error }); ok {
+		tc.SetWriteBuffer(streamSendBuffer)
+	}
 	c.Context().HijackSetNoResponse(true)
 	c.Context().Hijack(func(conn net.Conn) {
 		defer s.viewers.open.Add(-1)
