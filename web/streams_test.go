@@ -260,16 +260,7 @@ func TestVanishedRunEndsItsStreams(t *testing.T) {
 	if !ok || first.Type != app.RunCreated {
 		t.Fatalf("first event %+v", first)
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-	defer cancel()
-	rdb := h.core.Redis.Client
-	keys, err := rdb.Keys(ctx, "taskrace:run:"+r.ID+"*").Result()
-	if err != nil || len(keys) == 0 {
-		t.Fatalf("keys of the run: %v %v", keys, err)
-	}
-	if err := rdb.Del(ctx, keys...).Err(); err != nil {
-		t.Fatal(err)
-	}
+	h.vanish(r.ID)
 
 	rest := js.all(t)
 	if len(rest) == 0 {
@@ -288,4 +279,56 @@ func TestVanishedRunEndsItsStreams(t *testing.T) {
 			t.Errorf("reconnecting to %s: %d, want 404", path, res.status)
 		}
 	}
+}
+
+// vanish deletes every key of a run, as a Redis restarted without persistence loses them.
+func (h *harness) vanish(runID string) {
+	h.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	rdb := h.core.Redis.Client
+	keys, err := rdb.Keys(ctx, "taskrace:run:"+runID+"*").Result()
+	if err != nil || len(keys) == 0 {
+		h.t.Fatalf("keys of the run: %v %v", keys, err)
+	}
+	if err := rdb.Del(ctx, keys...).Err(); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// TestBrowserPageStopsOnAVanishedRun: the page of a run whose data vanishes shows it
+// interrupted, with the reason, and stops following; a page that was disconnected when it
+// vanished stops on the 404 of its reconnect instead of retrying for ever.
+func TestBrowserPageStopsOnAVanishedRun(t *testing.T) {
+	t.Parallel()
+	h := start(t)
+	cut, base := newCutter(t, h.base)
+	b := newBrowser(t, base)
+	// Caused on purpose: the cut stream, the 404 of the reconnect and of the page's probe.
+	b.allow("ERR_INCOMPLETE_CHUNKED_ENCODING")
+	b.allow("404")
+	b.allow("text/event-stream")
+	ctx := b.ctx
+	for _, disconnected := range []bool{false, true} {
+		r := h.launch(map[string]any{"mode": "sequential", "tasks": 2, "delay_ms": 10_000})
+		b.open(ctx, "/runs/"+r.ID)
+		eval[bool](b, ctx, `(document.addEventListener('taskrace:end', (e) => { window.__end = e.detail; }), true)`)
+		h.eventually(10*time.Second, "the page's stream to open", func() bool { return h.srv.viewers.open.Load() >= 1 })
+		h.vanish(r.ID)
+		if disconnected {
+			cut.cut() // before the feed notices: the page learns it from its reconnect
+		}
+		b.until(ctx, 20*time.Second, "the page to stop following", `window.__end`)
+		if disconnected {
+			if !eval[bool](b, ctx, `window.__end.gone === true`) {
+				t.Errorf("the disconnected page stopped without saying the run is gone: %v", eval[any](b, ctx, `window.__end`))
+			}
+			continue
+		}
+		b.until(ctx, 5*time.Second, "the run to show interrupted", `document.querySelector('[data-status=interrupted]')`)
+		if !eval[bool](b, ctx, `document.body.textContent.includes('gone from Redis')`) {
+			t.Error("the page does not say the run's data is gone")
+		}
+	}
+	b.noConsoleErrors()
 }

@@ -108,9 +108,11 @@ func (s *Server) registerWorkers() {
 		Path:        "/api/workers/stream",
 		Tags:        []string{"workers"},
 		Summary:     "Stream the live workers",
-		Description: "Server-sent events: a `workers` event every 2 s whose data is the WorkerList of GET /api/workers.",
+		Description: "Server-sent events: a `workers` event every 2 s whose data is the WorkerList of GET /api/workers. " +
+			"Like every stream, it drops a viewer that accepts nothing for STREAM_WRITE_TIMEOUT, and answers 503 past MAX_VIEWERS.",
 		Responses: map[string]*huma.Response{"200": {Description: "The stream.",
-			Content: map[string]*huma.MediaType{"text/event-stream": {Schema: &huma.Schema{Type: "string"}}}}},
+			Content: map[string]*huma.MediaType{"text/event-stream": {Schema: &huma.Schema{Type: "string"}}}},
+			"503": {Description: "The server already serves MAX_VIEWERS streams"}},
 	})
 }
 
