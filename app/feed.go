@@ -180,6 +180,8 @@ func (s *Subscription) Next(ctx context.Context) ([]*Event, error) {
 		}
 		return s.catchUp(ctx)
 	}
+	// The events returned last time are handed out: reuse their slice, without keeping them.
+	clear(s.spare)
 	q := s.queue
 	s.queue, s.spare = s.spare[:0], q
 	gone := s.gone

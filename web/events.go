@@ -122,6 +122,9 @@ func (r *runSource) next(ctx context.Context) ([][]byte, bool, error) {
 		}
 		return nil, false, err
 	}
+	// The frames returned last time are sent: let them go (a catch-up's frames are this
+	// viewer's own), and reuse the slice.
+	clear(r.out)
 	out, end := r.out[:0], false
 	for _, e := range evs {
 		if e.ID != "" {

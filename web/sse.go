@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -33,6 +34,9 @@ const sseHeader = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-C
 	"retry: 2000\n\n"
 
 var pingFrame = []byte(": ping\n\n")
+
+// sseBuffers gathers a stream's frames into one write to its connection.
+var sseBuffers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4096) }}
 
 // sseSource is what one event stream sends: a run's events as JSON or HTML, the workers.
 type sseSource interface {
@@ -94,14 +98,19 @@ func (s *Server) writeStream(conn *sseConn, src sseSource) {
 			s.logger.Error("panic in an event stream", "panic", p, "stack", stack())
 		}
 	}()
-	w := bufio.NewWriterSize(conn, 4096)
 	send := func(frames ...[]byte) bool {
+		// A buffer only while writing: a viewer waiting for events holds none.
+		w := sseBuffers.Get().(*bufio.Writer)
+		w.Reset(conn)
 		for _, f := range frames {
 			if _, err := w.Write(f); err != nil {
 				break
 			}
 		}
-		if w.Flush() == nil {
+		err := w.Flush()
+		w.Reset(nil)
+		sseBuffers.Put(w)
+		if err == nil {
 			return true
 		}
 		if conn.stalled {
