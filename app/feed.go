@@ -16,8 +16,9 @@ import (
 // XREAD BLOCK loop on its own connection, and fans each event out to every subscription
 // of its run. A publisher never waits: a subscription with more than maxQueued events
 // waiting is dropped from the fan-out and catches up from the log. A subscription makes no
-// Redis call of its own but short reads of the log, so no viewer holds a connection while it
-// waits, however long it takes to read.
+// Redis call of its own but short reads of the log (and, the first to follow its run, a
+// wake-up of the loop), so no viewer holds a connection while it waits, however long it
+// takes to read.
 type Feed struct {
 	rdb     *redis.Client // its own client: the blocking read holds a connection
 	log     *EventLog
