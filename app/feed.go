@@ -21,17 +21,17 @@ import (
 // takes to read.
 type Feed struct {
 	rdb     *redis.Client // its own client: the blocking read holds a connection
-	log     *EventLog
-	wake    string // this process's wake-up stream
+	wake    string        // this process's wake-up stream
 	logger  *slog.Logger
 	dropped prometheus.Counter // subscriptions dropped for falling behind
 
 	mu   sync.Mutex
 	runs map[string]*follow
 
-	open atomic.Int64 // subscriptions not yet closed
-	stop chan struct{}
-	wg   sync.WaitGroup
+	open     atomic.Int64 // subscriptions not yet closed
+	catchUps *catchUps    // the subscriptions' reads of the log
+	stop     chan struct{}
+	wg       sync.WaitGroup
 }
 
 // follow is one run the loop reads.
@@ -60,8 +60,8 @@ const (
 const ReasonGone = "the run's data is gone from Redis (restarted without persistence, flushed, or expired)"
 
 func newFeed(rdb *redis.Client, log *EventLog, procID string, logger *slog.Logger, dropped prometheus.Counter) *Feed {
-	return &Feed{rdb: rdb, log: log, wake: keyWake(procID), logger: logger, dropped: dropped,
-		runs: make(map[string]*follow), stop: make(chan struct{})}
+	return &Feed{rdb: rdb, wake: keyWake(procID), logger: logger, dropped: dropped,
+		runs: make(map[string]*follow), catchUps: newCatchUps(log), stop: make(chan struct{})}
 }
 
 func (f *Feed) start() {
@@ -203,7 +203,7 @@ func (s *Subscription) Next(ctx context.Context) ([]*Event, error) {
 // the fan-out started.
 func (s *Subscription) catchUp(ctx context.Context) ([]*Event, error) {
 	f := s.feed
-	evs, err := f.log.Read(ctx, s.runID, s.after, logPage)
+	evs, err := f.catchUps.read(ctx, s.runID, s.after)
 	if err != nil {
 		return nil, err
 	}

@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/taskrace/taskrace/app"
 )
@@ -156,5 +158,54 @@ func TestFeedEndsARunWhoseDataVanished(t *testing.T) {
 	}
 	if evs, err := s.Next(t.Context()); err != nil || len(evs) != 0 {
 		t.Errorf("Next after the end = %v, %v", evs, err)
+	}
+}
+
+// countXRange counts the XRANGE commands a client sends.
+type countXRange struct{ n atomic.Int64 }
+
+func (c *countXRange) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (c *countXRange) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if cmd.Name() == "xrange" {
+			c.n.Add(1)
+		}
+		return next(ctx, cmd)
+	}
+}
+func (c *countXRange) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// TestFeedCatchUpsShareTheirReads: subscribers that replay a run from its start together
+// read each page of its log from Redis once between them, and each gets all of it.
+func TestFeedCatchUpsShareTheirReads(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, withConfig(func(c *app.Config) { c.Limits.MaxParallelism = 64 }))
+	const tasks = 1000 // 3,001 events: 12 pages
+	r, all := e.launchAndWatch(t, app.Plan{Mode: app.Concurrent, Tasks: tasks, DelayMS: 0, Parallelism: 32})
+	var reads countXRange
+	e.core.Redis.Client.AddHook(&reads)
+	const subscribers = 20
+	got := make([][]*app.Event, subscribers)
+	var wg sync.WaitGroup
+	for i := range got {
+		wg.Go(func() {
+			s := e.core.Feed.Subscribe(r.ID, "")
+			defer s.Close()
+			if err := drainTo(t.Context(), s, &got[i], nil); err != nil {
+				t.Errorf("subscriber %d: %v", i, err)
+			}
+		})
+	}
+	wg.Wait()
+	for i := range got {
+		if len(got[i]) != len(all) {
+			t.Errorf("subscriber %d got %d events of %d", i, len(got[i]), len(all))
+		}
+	}
+	pages := int64(len(all)/256 + 1)
+	if n := reads.n.Load(); n >= subscribers*pages/2 {
+		t.Errorf("%d subscribers read %d pages from Redis; alone, each reads %d", subscribers, n, pages)
 	}
 }

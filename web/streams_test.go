@@ -156,8 +156,25 @@ func TestStalledViewersAreDropped(t *testing.T) {
 			}
 			// While the stalled viewers are held, the API answers: they hold no connection of
 			// the pool.
-			h.eventually(time.Minute, "every stalled viewer to be served", func() bool {
-				return float64(h.srv.viewers.open.Load())+counter(stalledDrops)-before >= float64(len(stalled))
+			// Like h.eventually, saying where the server's counts stood when it gave up.
+			waitFor := func(within time.Duration, what string, cond func(open, dropped float64) bool) {
+				t.Helper()
+				deadline := time.Now().Add(within)
+				tick := time.NewTicker(10 * time.Millisecond)
+				defer tick.Stop()
+				for {
+					open, dropped := float64(h.srv.viewers.open.Load()), counter(stalledDrops)-before
+					if cond(open, dropped) {
+						return
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("gave up after %s waiting for %s: %v streams open, %v viewers dropped as stalled", within, what, open, dropped)
+					}
+					<-tick.C
+				}
+			}
+			waitFor(time.Minute, "every stalled viewer to be served", func(open, dropped float64) bool {
+				return open+dropped >= float64(len(stalled))
 			})
 			if res := h.get("/api/runs/" + r.ID); res.status != http.StatusOK {
 				t.Errorf("GET the run with %d stalled viewers: %d %s", len(stalled), res.status, res.body)
@@ -184,8 +201,8 @@ func TestStalledViewersAreDropped(t *testing.T) {
 			t.Logf("run wall %.0f ms; the readers are done %s after the launch", *readers[0][len(readers[0])-1].event(t).WallMS, time.Since(launched))
 			// Server side: every stalled viewer is dropped, counted, and gone from the open
 			// streams (the readers' streams ended with their run).
-			h.eventually(timeout+time.Minute, "the stalled viewers to be dropped", func() bool {
-				return counter(stalledDrops)-before >= float64(len(stalled)) && h.srv.viewers.open.Load() == 0
+			waitFor(timeout+time.Minute, "the stalled viewers to be dropped", func(open, dropped float64) bool {
+				return dropped >= float64(len(stalled)) && open == 0
 			})
 			t.Logf("every stalled viewer dropped %s after the launch", time.Since(launched))
 			if n := counter(stalledDrops) - before; n != float64(len(stalled)) {
