@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -25,6 +26,7 @@ type pageKey struct{ run, after string }
 // wait for.
 type logRead struct {
 	done chan struct{}
+	seq  uint64 // the joins counted when the read was sent
 	evs  []*Event
 	err  error
 	at   time.Time
@@ -33,6 +35,10 @@ type logRead struct {
 type catchUps struct {
 	log   *EventLog
 	slots chan struct{}
+	// joins counts subscriptions joining the fan-out. A page that ends at the log's end
+	// tells a subscription it has caught up only if it was read after the subscription
+	// joined: events published before it joined are in no read sent earlier.
+	joins atomic.Uint64
 
 	mu    sync.Mutex
 	pages map[pageKey]*logRead
@@ -42,9 +48,12 @@ func newCatchUps(log *EventLog) *catchUps {
 	return &catchUps{log: log, slots: make(chan struct{}, logReaders), pages: map[pageKey]*logRead{}}
 }
 
-// read returns the page of run's events after the entry ID after. The slice is shared:
-// callers must not change it.
-func (c *catchUps) read(ctx context.Context, runID, after string) ([]*Event, error) {
+// joined counts a subscription joining the fan-out and returns its number.
+func (c *catchUps) joined() uint64 { return c.joins.Add(1) }
+
+// read returns the page of run's events after the entry ID after, for the subscription
+// that joined as number joined. The slice is shared: callers must not change it.
+func (c *catchUps) read(ctx context.Context, runID, after string, joined uint64) ([]*Event, error) {
 	k := pageKey{runID, after}
 	c.mu.Lock()
 	r, ok := c.pages[k]
@@ -59,10 +68,14 @@ func (c *catchUps) read(ctx context.Context, runID, after string) ([]*Event, err
 	if ok {
 		select {
 		case <-r.done:
-			return r.evs, r.err
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
+		// A full page is the same whenever it was read; the log's end only if read since.
+		if r.err == nil && (len(r.evs) == logPage || r.seq >= joined) {
+			return r.evs, nil
+		}
+		return c.readAlone(ctx, runID, after)
 	}
 
 	// This caller reads for all who ask meanwhile: not on its own context, which may end
@@ -70,6 +83,7 @@ func (c *catchUps) read(ctx context.Context, runID, after string) ([]*Event, err
 	rctx, cancel := context.WithTimeout(context.Background(), readTimeout)
 	select {
 	case c.slots <- struct{}{}:
+		r.seq = c.joins.Load()
 		r.evs, r.err = c.log.Read(rctx, runID, after, logPage)
 		<-c.slots
 	case <-rctx.Done():
@@ -92,4 +106,15 @@ func (c *catchUps) read(ctx context.Context, runID, after string) ([]*Event, err
 		}
 	}
 	return r.evs, r.err
+}
+
+// readAlone reads a page for one subscription, in a slot like the others.
+func (c *catchUps) readAlone(ctx context.Context, runID, after string) ([]*Event, error) {
+	select {
+	case c.slots <- struct{}{}:
+		defer func() { <-c.slots }()
+		return c.log.Read(ctx, runID, after, logPage)
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }

@@ -98,10 +98,11 @@ type Subscription struct {
 	ready chan struct{}
 
 	// Guarded by feed.mu.
-	queue  []*Event // live events not handed out yet
-	joined bool     // in the fan-out; false once dropped for falling behind
-	gone   bool     // the run's data vanished
-	closed bool
+	queue    []*Event // live events not handed out yet
+	joined   bool     // in the fan-out; false once dropped for falling behind
+	joinedAs uint64   // the number of its last joining, for the shared reads of the log
+	gone     bool     // the run's data vanished
+	closed   bool
 }
 
 // Subscribe starts a subscription to run's events after the entry ID after ("" for all of
@@ -129,6 +130,7 @@ func (f *Feed) join(s *Subscription) bool {
 	}
 	fl.subs[s] = struct{}{}
 	s.joined, s.live = true, false
+	s.joinedAs = f.catchUps.joined()
 	return !ok
 }
 
@@ -203,7 +205,7 @@ func (s *Subscription) Next(ctx context.Context) ([]*Event, error) {
 // the fan-out started.
 func (s *Subscription) catchUp(ctx context.Context) ([]*Event, error) {
 	f := s.feed
-	evs, err := f.catchUps.read(ctx, s.runID, s.after)
+	evs, err := f.catchUps.read(ctx, s.runID, s.after, s.joinedAs)
 	if err != nil {
 		return nil, err
 	}

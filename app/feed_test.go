@@ -209,3 +209,56 @@ func TestFeedCatchUpsShareTheirReads(t *testing.T) {
 		t.Errorf("%d subscribers read %d pages from Redis; alone, each reads %d", subscribers, n, pages)
 	}
 }
+
+// TestFeedCrowdJoiningARunningRun: a crowd subscribes from the start while the run is
+// appending and its log is shorter than a page, one or two more with every event, so their
+// reads of the log meet: each still gets every event, once, in order.
+func TestFeedCrowdJoiningARunningRun(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	const tasks = 60 // 182 events: less than a page of the log
+	r, err := e.core.Launcher.Launch(t.Context(), app.Plan{Mode: app.Concurrent, Tasks: tasks, DelayMS: 20, Parallelism: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make([][]*app.Event, 2*(3*tasks+2)+1)
+	var wg sync.WaitGroup
+	var follow func(i int)
+	follow = func(i int) {
+		defer wg.Done()
+		s := e.core.Feed.Subscribe(r.ID, "")
+		defer s.Close()
+		var each func()
+		if i == 0 {
+			each = func() { // the first one brings in two more with each event it gets
+				for k := range 2 {
+					wg.Add(1)
+					go follow(2*len(got[0]) - 1 + k)
+				}
+			}
+		}
+		if err := drainTo(t.Context(), s, &got[i], each); err != nil {
+			t.Errorf("subscriber %d: %v", i, err)
+		}
+	}
+	wg.Add(1)
+	follow(0)
+	wg.Wait()
+	all, err := e.core.Log.ReadAll(t.Context(), r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkComplete(t, all, tasks)
+	for i, evs := range got {
+		if len(evs) != len(all) {
+			t.Errorf("subscriber %d got %d events, the log has %d", i, len(evs), len(all))
+			continue
+		}
+		for j := range all {
+			if evs[j].ID != all[j].ID {
+				t.Errorf("subscriber %d: event %d is %s, the log's is %s", i, j, evs[j].ID, all[j].ID)
+				break
+			}
+		}
+	}
+}
