@@ -181,10 +181,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	f.Duration(&wcfg.TaskCheckInterval, "task-check-interval", "TASK_CHECK_INTERVAL", worker.DefaultTaskCheckInterval, "how often an idle worker polls for tasks")
 	var ac accessFlags
 	ac.register(f)
+	var sf streamFlags
+	sf.register(f)
 	if err := f.parse(args); err != nil {
 		return usageOrHelp(err)
 	}
-	if err := errors.Join(cf.validate(), ac.validate()); err != nil {
+	if err := errors.Join(cf.validate(), ac.validate(), sf.validate()); err != nil {
 		return usageError{err}
 	}
 	if wcfg.Concurrency < 1 {
@@ -225,6 +227,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	wc := ac.web
 	wc.PublicURL, wc.Embedded, wc.Version = publicURL, b.embedded != nil, version
 	wc.MaxDelay, wc.MaxBody = cf.cfg.Limits.MaxDelay, 64<<10
+	wc.StreamWriteTimeout, wc.MaxViewers = sf.writeTimeout, sf.maxViewers
 	srv := web.New(core, wc, logger)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()

@@ -219,3 +219,26 @@ func (a *accessFlags) validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// streamFlags bound the event streams of serve.
+type streamFlags struct {
+	writeTimeout time.Duration
+	maxViewers   int
+}
+
+func (s *streamFlags) register(f *envFlags) {
+	f.Duration(&s.writeTimeout, "stream-write-timeout", "STREAM_WRITE_TIMEOUT", web.DefaultStreamWriteTimeout,
+		"an event-stream viewer that accepts nothing for this long is dropped (it resumes with Last-Event-ID)")
+	f.Int(&s.maxViewers, "max-viewers", "MAX_VIEWERS", web.DefaultMaxViewers, "most open event streams; past it, new ones get 503")
+}
+
+func (s *streamFlags) validate() error {
+	var errs []error
+	if s.writeTimeout < time.Second {
+		errs = append(errs, fmt.Errorf("STREAM_WRITE_TIMEOUT must be at least 1s; got %s", s.writeTimeout))
+	}
+	if s.maxViewers < 1 {
+		errs = append(errs, fmt.Errorf("MAX_VIEWERS must be at least 1; got %d", s.maxViewers))
+	}
+	return errors.Join(errs...)
+}

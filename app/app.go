@@ -115,7 +115,7 @@ func NewCore(cfg Config, r *Redis, logger *slog.Logger) *Core {
 	c.Sessions = NewSessions(r.Client)
 	c.Fetcher = NewFetcher(cfg.BuiltinURL, cfg.Limits.Allowlist)
 	c.Executor = &Executor{log: c.Log, store: c.Runs, fetch: c.Fetcher, metrics: c.Metrics}
-	c.Feed = newFeed(r.feed, c.Log, c.ProcID, logger)
+	c.Feed = newFeed(r.feed, c.Log, c.ProcID, logger, c.Metrics.ViewersDropped.WithLabelValues("behind"))
 	c.Launcher = newLauncher(c)
 	return c
 }
