@@ -373,20 +373,6 @@ func StepsAttr(steps []app.Step) string {
 	return strings.Join(parts, ";")
 }
 
-// DurationMS is a *float64 of d, for Ms.
-func DurationMS(d time.Duration) *float64 {
-	f := float64(d.Microseconds()) / 1000
-	return &f
-}
-
-// Pct is a/b in percent of a chart's width, for SVG attributes.
-func Pct(a, b float64) string {
-	if b <= 0 {
-		return "0"
-	}
-	return F(100 * a / b)
-}
-
 // tickSteps are the round steps of a time axis, in milliseconds.
 var tickSteps = []float64{1, 2, 5, 10, 20, 50, 100, 200, 250, 500, 1000, 2000, 5000, 10_000, 20_000, 30_000, 60_000, 120_000, 300_000, 600_000}
 
