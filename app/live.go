@@ -24,10 +24,12 @@ type liveProc struct {
 
 // Change is what one event changed in a live projection.
 type Change struct {
-	Tasks []*Task // the tasks it changed, in order of index
-	Lane  *Worker // the lane it opened, if any: a worker slot's first attempt
-	Next  *Worker // the lane that follows Lane in lane order; nil when Lane is the last
-	Ended bool    // it ended the run: Tasks are those the end canceled
+	Tasks  []*Task // the tasks it changed, in order of index
+	Lane   *Worker // the lane it opened, if any: a worker slot's first attempt
+	Next   *Worker // the lane that follows Lane in lane order; nil when Lane is the last
+	Before Summary // the summary before the event
+	Procs  bool    // the tally of tasks by worker process changed
+	Ended  bool    // it ended the run: Tasks are those the end canceled
 }
 
 // NewLive is run r before any event of it.
@@ -60,11 +62,13 @@ func (l *Live) Add(e *Event) Change {
 		return l.end(e)
 	}
 	var t *Task
+	before, proc := p.Summary, ""
 	if e.Index != nil && *e.Index >= 0 && *e.Index < len(p.Tasks) &&
 		(e.Type == TaskStarted || e.Type == TaskFinished || e.Type == TaskFailed) {
 		t = p.Tasks[*e.Index]
 		p.counts.add(t, -1) // counted again once settled
 		l.count(t, -1)
+		proc = processOf(t)
 	}
 	i := p.fold(e)
 	p.At = p.instant(time.Time{})
@@ -77,7 +81,7 @@ func (l *Live) Add(e *Event) Change {
 	p.counts.add(t, 1)
 	l.count(t, 1)
 	p.Summary = p.summarize(nil)
-	c := Change{Tasks: []*Task{t}}
+	c := Change{Tasks: []*Task{t}, Before: before, Procs: processOf(t) != proc}
 	for _, a := range t.History {
 		if a.Worker != nil {
 			if lane, next, ok := l.open(*a.Worker); ok {
@@ -98,6 +102,7 @@ func (l *Live) end(e *Event) Change {
 			open = append(open, i)
 		}
 	}
+	before := p.Summary
 	p.end = e
 	p.settle(time.Time{})
 	p.counts = counts{}
@@ -105,7 +110,7 @@ func (l *Live) end(e *Event) Change {
 		p.counts.add(t, 1)
 	}
 	p.Summary = p.summarize(nil)
-	c := Change{Ended: true, Tasks: make([]*Task, len(open))}
+	c := Change{Ended: true, Before: before, Procs: true, Tasks: make([]*Task, len(open))}
 	for k, i := range open {
 		c.Tasks[k] = p.Tasks[i]
 	}
@@ -125,6 +130,14 @@ func (l *Live) open(w Worker) (Worker, *Worker, bool) {
 		return w, &next, true
 	}
 	return w, nil, true
+}
+
+// processOf is the worker process task t is tallied under ("" for none).
+func processOf(t *Task) string {
+	if t.Worker == nil {
+		return ""
+	}
+	return t.Worker.Process()
 }
 
 // count counts task t in its worker process's tally, or out with sign -1.

@@ -28,6 +28,7 @@ func TestLiveMatchesProject(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			s := tt.script()
 			l := NewLive(s.r)
+			prevSum, prevProcs := l.Summary(), fmt.Sprint(l.Processes())
 			for k, e := range s.evs {
 				before := tasksPart(describe(l.Projection()))
 				c := l.Add(e)
@@ -61,6 +62,14 @@ func TestLiveMatchesProject(t *testing.T) {
 						}
 					}
 				}
+				// The counts and the tally are reported changed when they did.
+				if (len(c.Tasks) > 0 || c.Ended) && summaryLine(c.Before) != summaryLine(prevSum) {
+					t.Errorf("event %d (%s): the summary before it was %s, reported %s", k, e.Type, summaryLine(prevSum), summaryLine(c.Before))
+				}
+				if procs := fmt.Sprint(l.Processes()); !e.Terminal() && c.Procs != (procs != prevProcs) {
+					t.Errorf("event %d (%s): the tally went from %s to %s, reported changed %v", k, e.Type, prevProcs, procs, c.Procs)
+				}
+				prevSum, prevProcs = l.Summary(), fmt.Sprint(l.Processes())
 				// A new lane is reported once, before the lane that follows it.
 				if c.Lane != nil {
 					var order []string

@@ -296,9 +296,11 @@ func render(ctx context.Context, s *Server, live *app.Live, c app.Change) []byte
 			}
 			add(templates.TaskRow(p, t, queue))
 		}
-		add(templates.Progress(p.Run, p.Summary))
+		if templates.ProgressLine(p.Run, c.Before) != templates.ProgressLine(p.Run, p.Summary) {
+			add(templates.Progress(p.Run, p.Summary))
+		}
 	}
-	if p.Run.Mode == app.Distributed {
+	if p.Run.Mode == app.Distributed && c.Procs {
 		add(templates.ProcTallies(id, live.Processes()))
 	}
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
