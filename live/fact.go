@@ -1,0 +1,207 @@
+package live
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/taskrace/taskrace/live/taskstate"
+)
+
+// Fact kinds: an attempt started, or ended.
+const (
+	KindStarted = "started"
+	KindEnded   = "ended"
+)
+
+// Exits: how an ended attempt left its handler, as asynq's processor reads it.
+const (
+	ExitSuccess   = "success"    // the handler returned nil
+	ExitError     = "error"      // the handler returned an error: retried while retries are left, else archived
+	ExitSkipRetry = "skip_retry" // the error wraps asynq.SkipRetry: archived at once
+	ExitRevoked   = "revoked"    // the error wraps asynq.RevokeTask: dropped, neither retried nor archived
+	ExitDeadline  = "deadline"   // the task's timeout or deadline passed
+	ExitCanceled  = "canceled"   // its context was canceled (asynq's CancelProcessing), and the handler gave up
+	ExitPanic     = "panic"      // the handler panicked; asynq recovers and treats it as an error
+)
+
+// Exits lists every exit of an ended attempt.
+var Exits = []string{ExitSuccess, ExitError, ExitSkipRetry, ExitRevoked, ExitDeadline, ExitCanceled, ExitPanic}
+
+// Worker names who executed an attempt: a process on a host, and a slot within it
+// (0 … concurrency−1, handed out by the recorder while the attempt runs).
+type Worker struct {
+	Host string `json:"host"`
+	PID  int    `json:"pid"`
+	Slot int    `json:"slot"`
+}
+
+// String is the worker's short name, host:pid/slot.
+func (w Worker) String() string {
+	return w.Host + ":" + strconv.Itoa(w.PID) + "/" + strconv.Itoa(w.Slot)
+}
+
+// Fact is one thing that happened to a task: an attempt started or ended. Facts are what the
+// recorder stores; states are decided from them when they are read (see taskstate).
+type Fact struct {
+	ID         string    `json:"-"` // the stream entry ID, set when read
+	Kind       string    `json:"kind" enum:"started,ended"`
+	Queue      string    `json:"queue"`
+	TaskID     string    `json:"task_id"`
+	Type       string    `json:"type"`
+	Attempt    int       `json:"attempt" doc:"1 for a task's first attempt: asynq's retry count + 1"`
+	MaxRetry   int       `json:"max_retry"`
+	Worker     Worker    `json:"worker"`
+	At         time.Time `json:"at"`
+	EnqueuedAt time.Time `json:"enqueued_at,omitzero" doc:"When the task was enqueued, if the enqueuer stamped it (see live.NewTask)"`
+	StartedAt  time.Time `json:"started_at,omitzero" doc:"Ended: when the attempt started"`
+	DurationMS float64   `json:"duration_ms,omitempty" doc:"Ended: how long the handler ran"`
+	Exit       string    `json:"exit,omitempty" enum:"success,error,skip_retry,revoked,deadline,canceled,panic"`
+	Error      string    `json:"error,omitempty"`
+	Retry      bool      `json:"retry,omitempty" doc:"Ended in failure, and asynq will try the task again"`
+	Payload    *Bytes    `json:"payload,omitempty" doc:"Started: the payload, up to Options.PayloadBytes"`
+	Result     *Bytes    `json:"result,omitempty" doc:"Ended: the result written with live.WriteResult, up to Options.ResultBytes"`
+}
+
+// Bytes is a payload or result as recorded: its size, and its first bytes as text, or in
+// base64 when they are not UTF-8.
+type Bytes struct {
+	Size      int    `json:"size" doc:"The whole size, in bytes"`
+	Data      string `json:"data" doc:"Up to the recorder's limit"`
+	Base64    bool   `json:"base64,omitempty" doc:"data is base64: the bytes are not UTF-8"`
+	Truncated bool   `json:"truncated,omitempty"`
+}
+
+// clip records b up to limit bytes; nil when nothing is to be recorded.
+func clip(b []byte, limit int) *Bytes {
+	if limit <= 0 || b == nil {
+		return nil
+	}
+	out := &Bytes{Size: len(b)}
+	if len(b) > limit {
+		b, out.Truncated = b[:limit], true
+	}
+	text := b
+	// A cut may fall inside a character: drop its first bytes rather than call the text binary.
+	for i := 0; i < utf8.UTFMax-1 && out.Truncated && len(text) > 0 && !utf8.Valid(text); i++ {
+		text = text[:len(text)-1]
+	}
+	if utf8.Valid(text) {
+		out.Data = string(text)
+	} else {
+		out.Data, out.Base64 = base64.StdEncoding.EncodeToString(b), true
+	}
+	return out
+}
+
+// State is the state a task is in right after the fact, as far as the fact alone tells it.
+func (f *Fact) State() string {
+	if f.Kind == KindStarted {
+		return taskstate.Running
+	}
+	return taskstate.Of(true, attemptOutcome(f.Exit), f.Retry, false)
+}
+
+// attemptOutcome maps asynq's outcome of an attempt to the shared vocabulary.
+func attemptOutcome(outcome string) string {
+	switch outcome {
+	case ExitSuccess:
+		return taskstate.AttemptDone
+	case ExitRevoked:
+		return taskstate.AttemptCanceled
+	}
+	return taskstate.AttemptFailed
+}
+
+// exitOf classifies how a handler's attempt ended, as asynq's processor will read it, and
+// whether asynq will try the task again. retried is asynq's retry count of the attempt.
+func exitOf(ctx context.Context, err error, retried, maxRetry int) (outcome string, retry bool) {
+	var p panicked
+	switch {
+	case err == nil:
+		return ExitSuccess, false
+	case errors.Is(err, asynq.RevokeTask):
+		return ExitRevoked, false
+	case errors.As(err, &p):
+		outcome = ExitPanic
+	case errors.Is(err, asynq.SkipRetry):
+		return ExitSkipRetry, false
+	case errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded):
+		outcome = ExitDeadline
+	case ctx.Err() != nil:
+		outcome = ExitCanceled
+	default:
+		outcome = ExitError
+	}
+	return outcome, retried < maxRetry
+}
+
+// panicked is a handler's panic, as an error.
+type panicked struct{ v any }
+
+func (p panicked) Error() string {
+	if err, ok := p.v.(error); ok {
+		return "panic: " + err.Error()
+	}
+	b, _ := json.Marshal(p.v)
+	if s, ok := p.v.(string); ok {
+		return "panic: " + s
+	}
+	return "panic: " + strings.Trim(string(b), `"`)
+}
+
+func encodeFact(f *Fact) []byte {
+	b, _ := json.Marshal(f) // plain fields: cannot fail
+	return b
+}
+
+func decodeFact(id, data string) (*Fact, error) {
+	f := new(Fact)
+	if err := json.Unmarshal([]byte(data), f); err != nil {
+		return nil, err
+	}
+	if f.Kind != KindStarted && f.Kind != KindEnded {
+		return nil, errors.New("live: not a fact")
+	}
+	f.ID = id
+	return f, nil
+}
+
+// compareIDs orders two stream entry IDs ("ms-seq").
+func compareIDs(a, b string) int {
+	am, as, _ := strings.Cut(a, "-")
+	bm, bs, _ := strings.Cut(b, "-")
+	if c := compareDecimal(am, bm); c != 0 {
+		return c
+	}
+	return compareDecimal(as, bs)
+}
+
+func compareDecimal(a, b string) int {
+	a, b = strings.TrimLeft(a, "0"), strings.TrimLeft(b, "0")
+	if len(a) != len(b) {
+		if len(a) < len(b) {
+			return -1
+		}
+		return 1
+	}
+	return strings.Compare(a, b)
+}
+
+// ValidEventID reports whether s is a stream entry ID, as the SSE id of an event.
+func ValidEventID(s string) bool {
+	m, q, ok := strings.Cut(s, "-")
+	if !ok {
+		return false
+	}
+	_, err1 := strconv.ParseUint(m, 10, 64)
+	_, err2 := strconv.ParseUint(q, 10, 64)
+	return err1 == nil && err2 == nil
+}
