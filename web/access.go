@@ -16,9 +16,10 @@ import (
 	"github.com/gofiber/fiber/v2"
 )
 
-// Access control. Viewing is open to everyone. With ADMIN_TOKEN set, launching (unless
-// PUBLIC_LAUNCH), canceling, pinning, deleting and every write in the monitor are the
-// admin's: a request is the admin's when it carries the token as a Bearer credential or the
+// Access control. Viewing taskrace's own runs is open to everyone. With ADMIN_TOKEN set,
+// launching (unless PUBLIC_LAUNCH), canceling, pinning, deleting and every write in the
+// monitor are the admin's, and so is reading the tasks of other applications recorded with
+// package live (unless PUBLIC_TASKS): a request is the admin's when it carries the token as a Bearer credential or the
 // cookie of a live session (see sessions in admin.go). Without ADMIN_TOKEN everything is open.
 //
 // Every route declares its level where it is registered (route, register), and the check
@@ -34,6 +35,7 @@ const (
 	open                     // anyone
 	launch                   // the admin, or anyone with PUBLIC_LAUNCH; rate-limited for non-admins
 	admin                    // the admin only
+	restricted               // a read: the admin's, or anyone's with PUBLIC_TASKS
 )
 
 func (a access) String() string {
@@ -44,6 +46,8 @@ func (a access) String() string {
 		return "launch"
 	case admin:
 		return "admin"
+	case restricted:
+		return "restricted"
 	}
 	return "undeclared"
 }
@@ -88,8 +92,12 @@ func register[I, O any](s *Server, need access, op huma.Operation, h func(contex
 // refusals that come with it.
 func (s *Server) secure(op *huma.Operation, need access) {
 	switch {
-	case s.cfg.AdminToken == "" || need == open:
-		op.Security = []map[string][]string{{}} // everything is open on this server
+	case s.cfg.AdminToken == "" || need == open || (need == restricted && s.cfg.PublicTasks):
+		op.Security = []map[string][]string{{}} // open on this server
+		return
+	case need == restricted:
+		op.Security = []map[string][]string{{bearerScheme: {}}}
+		op.Errors = append(op.Errors, http.StatusUnauthorized)
 		return
 	case need == admin || !s.cfg.PublicLaunch:
 		op.Security = []map[string][]string{{bearerScheme: {}}}
@@ -160,17 +168,17 @@ func (s *Server) refused(c *fiber.Ctx, need access) bool {
 	if s.cfg.AdminToken == "" {
 		return false // everything is open, and there are no sessions to forge
 	}
-	changes := need != open || !safeMethod(c.Method())
+	changes := (need != open && need != restricted) || !safeMethod(c.Method())
 	if changes && s.cookieAuthenticated(c) && !s.sameOrigin(c) {
 		s.answer(c, newProblem(http.StatusForbidden,
 			"this request did not come from a taskrace page (Sec-Fetch-Site, Origin and Referer say another site, or nothing): "+
 				"reload the page and try again, or send Authorization: Bearer <ADMIN_TOKEN>"))
 		return true
 	}
-	if need == open || s.isAdmin(c) {
+	if need == open || (need == restricted && s.cfg.PublicTasks) || s.isAdmin(c) {
 		return false
 	}
-	if need == admin || !s.cfg.PublicLaunch {
+	if need == admin || need == restricted || !s.cfg.PublicLaunch {
 		s.unauthorized(c)
 		return true
 	}

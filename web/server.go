@@ -22,6 +22,7 @@ import (
 	"github.com/gofiber/fiber/v2/middleware/recover"
 
 	"github.com/taskrace/taskrace/app"
+	"github.com/taskrace/taskrace/live"
 )
 
 // Config is what the web layer needs beyond the domain's own configuration.
@@ -33,6 +34,7 @@ type Config struct {
 	MaxBody        int            // largest request body accepted, in bytes
 	AdminToken     string         // when set, launching, canceling and queue changes are the admin's
 	PublicLaunch   bool           // with AdminToken: anyone may launch (rate-limited)
+	PublicTasks    bool           // with AdminToken: anyone may read the tasks recorded with package live
 	SessionTTL     time.Duration  // how long an admin sign-in lasts
 	LaunchRate     int            // launches a minute per client, for everyone but the admin
 	TrustedProxies []netip.Prefix // peers whose X-Forwarded-For names the client
@@ -75,6 +77,8 @@ type Server struct {
 	limits     *launchLimits  // per-client launch rate
 
 	levels map[routeKey]access // each route's access level, as it was registered
+
+	live *live.Reader // the tasks recorded with package live, closed on Shutdown
 }
 
 // New builds the server's routes over core. Nothing listens until Serve.
@@ -132,6 +136,7 @@ func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.stop()
 	err := s.app.ShutdownWithContext(ctx)
+	s.live.Close()
 	for _, closeMonitor := range s.monitor.closers {
 		closeMonitor()
 	}
@@ -149,6 +154,7 @@ func (s *Server) routes() {
 	s.route(fiber.MethodGet, "/httpbin/delay/:seconds", open, s.delay)
 
 	s.api = s.newAPI()
+	s.registerTasks() // before registerRuns: its /api/tasks/events is no /api/tasks/{task_id}
 	s.registerRuns()
 	s.registerSeed()
 	s.registerHealth()
