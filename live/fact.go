@@ -49,7 +49,9 @@ func (w Worker) String() string {
 }
 
 // Fact is one thing that happened to a task: an attempt started or ended. Facts are what the
-// recorder stores; states are decided from them when they are read (see taskstate).
+// recorder stores; states are decided from them when they are read (see taskstate). An
+// attempt that starts and ends within one batch of writes (a few milliseconds) is stored as
+// its ended fact alone, which carries when it started.
 type Fact struct {
 	ID         string    `json:"-"` // the stream entry ID, set when read
 	Kind       string    `json:"kind" enum:"started,ended"`
@@ -66,7 +68,7 @@ type Fact struct {
 	Exit       string    `json:"exit,omitempty" enum:"success,error,skip_retry,revoked,deadline,canceled,panic"`
 	Error      string    `json:"error,omitempty"`
 	Retry      bool      `json:"retry,omitempty" doc:"Ended in failure, and asynq will try the task again"`
-	Payload    *Bytes    `json:"payload,omitempty" doc:"Started: the payload, up to Options.PayloadBytes"`
+	Payload    *Bytes    `json:"payload,omitempty" doc:"The payload, up to Options.PayloadBytes: on the started fact, or on the ended one when it stands for both"`
 	Result     *Bytes    `json:"result,omitempty" doc:"Ended: the result written with live.WriteResult, up to Options.ResultBytes"`
 }
 

@@ -266,6 +266,9 @@ func TestForeignTasks(t *testing.T) {
 		t.Errorf("a task on another queue: %v, want ErrNotFound", err)
 	}
 
+	if err := rec.Flush(t.Context()); err != nil { // the aggregates are written every 100 ms or so
+		t.Fatal(err)
+	}
 	stats, err := e.reader.Stats(t.Context(), time.Now().Add(-time.Hour), time.Now(), false)
 	if err != nil {
 		t.Fatal(err)

@@ -521,8 +521,9 @@ func (ix *index) str(s string) string {
 func (ix *index) apply(f *Fact) {
 	k := taskKey{f.Queue, f.TaskID}
 	t := ix.byKey[k]
-	if t == nil || (f.Kind == KindStarted && f.Attempt == 1 && taskstate.Ended(t.State)) {
-		// A first attempt after the task ended is a new task under a reused ID.
+	if t == nil || (f.Attempt == 1 && taskstate.Ended(t.State) && (f.Kind == KindStarted || t.open(1) == nil)) {
+		// A first attempt after the task ended is a new task under a reused ID (its end alone,
+		// when it started and ended within one batch of the recorder's).
 		n := 1
 		if t != nil {
 			n = t.Execution + 1
@@ -558,7 +559,8 @@ func (ix *index) apply(f *Fact) {
 	case KindEnded:
 		a := t.open(f.Attempt)
 		if a == nil {
-			// Its start is not in the stream (trimmed, or dropped best-effort).
+			// Its start is not in the stream: written with its end (see writer.write),
+			// trimmed, or dropped best-effort.
 			t.insert(AttemptRecord{Number: f.Attempt, Worker: w, StartedAt: f.StartedAt})
 			a = t.open(f.Attempt)
 		}
@@ -566,6 +568,9 @@ func (ix *index) apply(f *Fact) {
 		a.EndedAt, a.DurationMS = f.At, f.DurationMS
 		if f.Result != nil {
 			t.Result = f.Result
+		}
+		if f.Payload != nil {
+			t.Payload = f.Payload
 		}
 	}
 	t.settle()

@@ -85,6 +85,9 @@ func TestAggregates(t *testing.T) {
 			}
 		}
 	}
+	if err := rec.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
 	stats, err := e.reader.Stats(t.Context(), clk.Now().Add(-3*time.Hour), clk.Now(), true)
 	if err != nil {
 		t.Fatal(err)
@@ -224,6 +227,7 @@ func TestWatchResumes(t *testing.T) {
 			typ = "other"
 		}
 		a := rec.Start(live.Info{Queue: "w", ID: strconv.Itoa(i), Type: typ})
+		rec.Flush(ctx) // the start in a batch of its own: it is stored as a fact of its own
 		var err error
 		if i%4 == 0 {
 			err = errors.New("boom")

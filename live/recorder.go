@@ -101,7 +101,11 @@ func NewRecorder(redisOpt asynq.RedisConnOpt, opts Options) (*Recorder, error) {
 	}
 	r := &Recorder{opts: opts, rdb: c, keys: keys{opts.Prefix}, host: host, pid: os.Getpid(), now: opts.Clock}
 	r.slots.used = make([]bool, 0, max(opts.Concurrency, 0))
-	r.w = newWriter(c, r.keys, opts.MaxEvents, opts.Buffer, opts.Logger)
+	linger := bestEffortLinger
+	if opts.Durable {
+		linger = 0 // a handler waits for its batch
+	}
+	r.w = newWriter(c, r.keys, opts.MaxEvents, opts.Buffer, linger, opts.Logger)
 	return r, nil
 }
 
@@ -111,6 +115,10 @@ func (r *Recorder) Close() error {
 	r.w.close()
 	return r.rdb.Close()
 }
+
+// Flush returns once every fact recorded before it, and every aggregate counted, is stored.
+// Aggregates are otherwise written every 100 ms or so.
+func (r *Recorder) Flush(ctx context.Context) error { return r.w.flush(ctx) }
 
 // Dropped is how many facts were dropped, best-effort, for a full buffer or a failed write.
 func (r *Recorder) Dropped() int64 { return r.w.dropped.Load() }

@@ -18,6 +18,7 @@ type writer struct {
 	rdb       redis.UniversalClient
 	keys      keys
 	maxEvents int64
+	linger    time.Duration // how long a batch gathers before it is written, best-effort
 	logger    *slog.Logger
 	in        chan *pending
 	stop      chan struct{}
@@ -25,18 +26,31 @@ type writer struct {
 	once      sync.Once
 	dropped   atomic.Int64
 	warned    atomic.Int64 // unix seconds of the last warning
+
+	// Aggregates counted and not yet written, by minute and field; written with a batch of
+	// facts at most every aggregateEvery, so that their cost does not grow with the rate.
+	counts    map[int64]map[string]int64
+	countedAt time.Time
 }
 
 type pending struct {
-	fact   *Fact
+	fact   *Fact      // nil: a flush of the aggregates
 	stored chan error // nil: nobody waits
 }
 
+// What best-effort batches gather before they go (a bound on what a crash loses), and how
+// often the aggregates are written.
+const (
+	bestEffortLinger = 5 * time.Millisecond
+	aggregateEvery   = 100 * time.Millisecond
+)
+
 var errClosed = errors.New("live: the recorder is closed")
 
-func newWriter(rdb redis.UniversalClient, k keys, maxEvents int64, buffer int, logger *slog.Logger) *writer {
-	w := &writer{rdb: rdb, keys: k, maxEvents: maxEvents, logger: logger,
-		in: make(chan *pending, buffer), stop: make(chan struct{}), done: make(chan struct{})}
+func newWriter(rdb redis.UniversalClient, k keys, maxEvents int64, buffer int, linger time.Duration, logger *slog.Logger) *writer {
+	w := &writer{rdb: rdb, keys: k, maxEvents: maxEvents, linger: linger, logger: logger,
+		in: make(chan *pending, buffer), stop: make(chan struct{}), done: make(chan struct{}),
+		counts: map[int64]map[string]int64{}, countedAt: time.Now()}
 	go w.loop()
 	return w
 }
@@ -61,6 +75,24 @@ func (w *writer) send(f *Fact, wait bool) error {
 	return <-p.stored
 }
 
+// flush returns once every fact sent before it and every aggregate counted are stored.
+func (w *writer) flush(ctx context.Context) error {
+	p := &pending{stored: make(chan error, 1)}
+	select {
+	case w.in <- p:
+	case <-w.stop:
+		return errClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-p.stored:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // close writes what is pending and stops the writer.
 func (w *writer) close() {
 	w.once.Do(func() { close(w.stop) })
@@ -70,73 +102,149 @@ func (w *writer) close() {
 func (w *writer) loop() {
 	defer close(w.done)
 	batch := make([]*pending, 0, maxBatch)
+	idle := time.NewTimer(aggregateEvery)
+	defer idle.Stop()
+	var gather *time.Timer
 	for {
+		batch = batch[:0]
 		select {
 		case p := <-w.in:
-			batch = append(batch[:0], p)
+			batch = append(batch, p)
+		case <-idle.C:
+			// No facts for a while: write the aggregates counted so far.
+			w.write(nil, true)
+			idle.Reset(aggregateEvery)
+			continue
 		case <-w.stop:
 			// Write what was queued before the stop, then end.
 			for {
 				batch = batch[:0]
-				for len(batch) < maxBatch {
-					select {
-					case p := <-w.in:
-						batch = append(batch, p)
-						continue
-					default:
-					}
-					break
-				}
+				w.fill(&batch)
 				if len(batch) == 0 {
+					w.write(nil, true)
 					return
 				}
-				w.write(batch)
+				w.write(batch, false)
 			}
 		}
-	fill:
-		for len(batch) < maxBatch {
-			select {
-			case p := <-w.in:
-				batch = append(batch, p)
-			default:
-				break fill
+		if w.linger > 0 && !batch[0].waited() {
+			if gather == nil {
+				gather = time.NewTimer(w.linger)
+			} else {
+				gather.Reset(w.linger)
 			}
+		wait:
+			for len(batch) < maxBatch {
+				select {
+				case p := <-w.in:
+					batch = append(batch, p)
+					if p.waited() {
+						break wait // someone waits: no lingering
+					}
+				case <-gather.C:
+					break wait
+				case <-w.stop:
+					break wait
+				}
+			}
+			gather.Stop()
 		}
-		w.write(batch)
+		w.fill(&batch)
+		flush := false
+		for _, p := range batch {
+			flush = flush || p.fact == nil
+		}
+		w.write(batch, flush || time.Since(w.countedAt) >= aggregateEvery)
+		idle.Reset(aggregateEvery)
 	}
 }
 
-// write stores a batch: each fact on the capped stream, and what they count in the
-// aggregates of their minutes (kept StatsRetention) and in the totals.
-func (w *writer) write(batch []*pending) {
-	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
-	defer cancel()
-	byMinute := map[int64]map[string]int64{}
-	pipe := w.rdb.Pipeline()
+func (p *pending) waited() bool { return p.stored != nil }
+
+// fill adds to the batch whatever is queued now, up to maxBatch.
+func (w *writer) fill(batch *[]*pending) {
+	for len(*batch) < maxBatch {
+		select {
+		case p := <-w.in:
+			*batch = append(*batch, p)
+		default:
+			return
+		}
+	}
+}
+
+// attemptID names one attempt, to pair its started and ended facts.
+type attemptID struct {
+	queue, id string
+	attempt   int
+	worker    Worker
+	started   time.Time
+}
+
+// write stores a batch: each fact on the capped stream, and (with aggregates) what the facts
+// counted so far in the aggregates of their minutes (kept StatsRetention) and the totals. An
+// attempt that started and ended within the batch is written as its ended fact alone, which
+// carries its start.
+func (w *writer) write(batch []*pending, aggregates bool) {
+	facts := 0
 	for _, p := range batch {
-		pipe.XAdd(ctx, &redis.XAddArgs{Stream: w.keys.facts(), MaxLen: w.maxEvents, Approx: true,
-			Values: []string{"f", string(encodeFact(p.fact))}})
+		if p.fact == nil {
+			continue
+		}
+		facts++
 		m := p.fact.At.Unix() / 60
-		c := byMinute[m]
+		c := w.counts[m]
 		if c == nil {
 			c = map[string]int64{}
-			byMinute[m] = c
+			w.counts[m] = c
 		}
 		tally(c, p.fact)
 	}
-	totals := map[string]int64{}
-	for m, c := range byMinute {
-		key := w.keys.minute(m)
-		for field, n := range c {
-			pipe.HIncrBy(ctx, key, field, n)
-			totals[field] += n
+	var endedHere map[attemptID]*Fact
+	for _, p := range batch {
+		if f := p.fact; f != nil && f.Kind == KindEnded {
+			if endedHere == nil {
+				endedHere = map[attemptID]*Fact{}
+			}
+			endedHere[attemptID{f.Queue, f.TaskID, f.Attempt, f.Worker, f.StartedAt}] = f
 		}
-		pipe.ExpireAt(ctx, key, time.Unix((m+1)*60, 0).Add(StatsRetention))
 	}
-	for field, n := range totals {
-		pipe.HIncrBy(ctx, w.keys.totals(), field, n)
+	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+	defer cancel()
+	pipe := w.rdb.Pipeline()
+	for _, p := range batch {
+		f := p.fact
+		if f == nil {
+			continue
+		}
+		if f.Kind == KindStarted {
+			if end := endedHere[attemptID{f.Queue, f.TaskID, f.Attempt, f.Worker, f.At}]; end != nil {
+				end.Payload = f.Payload // the writer's own copy: the handler is done with it
+				continue
+			}
+		}
+		pipe.XAdd(ctx, &redis.XAddArgs{Stream: w.keys.facts(), MaxLen: w.maxEvents, Approx: true,
+			Values: []string{"f", string(encodeFact(f))}})
 	}
-	_, err := pipe.Exec(ctx)
+	if aggregates && len(w.counts) > 0 {
+		totals := map[string]int64{}
+		for m, c := range w.counts {
+			key := w.keys.minute(m)
+			for field, n := range c {
+				pipe.HIncrBy(ctx, key, field, n)
+				totals[field] += n
+			}
+			pipe.ExpireAt(ctx, key, time.Unix((m+1)*60, 0).Add(StatsRetention))
+		}
+		for field, n := range totals {
+			pipe.HIncrBy(ctx, w.keys.totals(), field, n)
+		}
+		w.counts, w.countedAt = map[int64]map[string]int64{}, time.Now()
+	}
+	var err error
+	if pipe.Len() > 0 {
+		_, err = pipe.Exec(ctx)
+	}
 	for _, p := range batch {
 		if p.stored != nil {
 			p.stored <- err
@@ -145,13 +253,13 @@ func (w *writer) write(batch []*pending) {
 	if err != nil {
 		lost := 0
 		for _, p := range batch {
-			if p.stored == nil {
+			if p.stored == nil && p.fact != nil {
 				lost++
 			}
 		}
 		w.dropped.Add(int64(lost))
 		if now := time.Now().Unix(); w.warned.Swap(now) != now {
-			w.logger.Warn("live: cannot store task facts", "facts", len(batch), "err", err)
+			w.logger.Warn("live: cannot store task facts", "facts", facts, "err", err)
 		}
 	}
 }

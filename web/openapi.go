@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"maps"
 	"net/http"
 	"reflect"
 	"time"
@@ -50,6 +51,7 @@ func (s *Server) newAPI() huma.API {
 	hc.DocsPath = ""
 	hc.SchemasPath = ""
 	hc.CreateHooks = nil // no $schema field or Link header in responses
+	hc.Formats = maps.Clone(hc.Formats) // huma's default map is shared by every API: servers built at once would race
 	hc.Formats["application/json"], hc.Formats["json"] = strictJSON, strictJSON
 	hc.Info.Description = apiDescription
 	if s.cfg.Embedded {
