@@ -50,7 +50,7 @@ func (s *Server) newAPI() huma.API {
 	hc.Components.Schemas = huma.NewMapRegistry("#/components/schemas/", schemaName)
 	hc.DocsPath = ""
 	hc.SchemasPath = ""
-	hc.CreateHooks = nil // no $schema field or Link header in responses
+	hc.CreateHooks = nil                // no $schema field or Link header in responses
 	hc.Formats = maps.Clone(hc.Formats) // huma's default map is shared by every API: servers built at once would race
 	hc.Formats["application/json"], hc.Formats["json"] = strictJSON, strictJSON
 	hc.Info.Description = apiDescription
