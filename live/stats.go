@@ -37,28 +37,54 @@ const (
 	maxMinute = int64(StatsRetention/time.Minute) + 1
 )
 
-// tally adds what fact f counts to the counters c, by field.
-func tally(c map[string]int64, f *Fact) {
-	p := f.Type + fieldSep
+// count is one counter of one type, before it is named as a hash field.
+type count struct {
+	typ, counter string
+	bucket       int // for the bucket counters; -1 otherwise
+}
+
+func (c count) field() string {
+	if c.bucket >= 0 {
+		return c.typ + fieldSep + c.counter + strconv.Itoa(c.bucket)
+	}
+	return c.typ + fieldSep + c.counter
+}
+
+// exitCounters are the counter names of the exits, made once.
+var exitCounters = func() map[string]string {
+	m := make(map[string]string, len(Exits))
+	for _, e := range Exits {
+		m[e] = cEnded + e
+	}
+	return m
+}()
+
+// tally adds what fact f counts to the counters c.
+func tally(c map[count]int64, f *Fact) {
+	t := f.Type
 	switch f.Kind {
 	case KindStarted:
-		c[p+cStarted]++
+		c[count{t, cStarted, -1}]++
 		if !f.EnqueuedAt.IsZero() && f.Attempt <= 1 {
 			w := max(0, f.At.Sub(f.EnqueuedAt))
-			c[p+cWaitSum] += w.Microseconds()
-			c[p+cWait+strconv.Itoa(bucketOf(w))]++
+			c[count{t, cWaitSum, -1}] += w.Microseconds()
+			c[count{t, cWait, bucketOf(w)}]++
 		}
 	case KindEnded:
-		c[p+cEnded+f.Exit]++
+		name, ok := exitCounters[f.Exit]
+		if !ok {
+			name = cEnded + f.Exit
+		}
+		c[count{t, name, -1}]++
 		switch {
 		case f.Retry:
-			c[p+cRetried]++
+			c[count{t, cRetried, -1}]++
 		case attemptOutcome(f.Exit) == taskstate.AttemptFailed:
-			c[p+cFailed]++
+			c[count{t, cFailed, -1}]++
 		}
 		d := time.Duration(f.DurationMS * float64(time.Millisecond))
-		c[p+cDurSum] += d.Microseconds()
-		c[p+cDur+strconv.Itoa(bucketOf(d))]++
+		c[count{t, cDurSum, -1}] += d.Microseconds()
+		c[count{t, cDur, bucketOf(d)}]++
 	}
 }
 

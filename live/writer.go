@@ -29,7 +29,7 @@ type writer struct {
 
 	// Aggregates counted and not yet written, by minute and field; written with a batch of
 	// facts at most every aggregateEvery, so that their cost does not grow with the rate.
-	counts    map[int64]map[string]int64
+	counts    map[int64]map[count]int64
 	countedAt time.Time
 }
 
@@ -50,7 +50,7 @@ var errClosed = errors.New("live: the recorder is closed")
 func newWriter(rdb redis.UniversalClient, k keys, maxEvents int64, buffer int, linger time.Duration, logger *slog.Logger) *writer {
 	w := &writer{rdb: rdb, keys: k, maxEvents: maxEvents, linger: linger, logger: logger,
 		in: make(chan *pending, buffer), stop: make(chan struct{}), done: make(chan struct{}),
-		counts: map[int64]map[string]int64{}, countedAt: time.Now()}
+		counts: map[int64]map[count]int64{}, countedAt: time.Now()}
 	go w.loop()
 	return w
 }
@@ -195,7 +195,7 @@ func (w *writer) write(batch []*pending, aggregates bool) {
 		m := p.fact.At.Unix() / 60
 		c := w.counts[m]
 		if c == nil {
-			c = map[string]int64{}
+			c = map[count]int64{}
 			w.counts[m] = c
 		}
 		tally(c, p.fact)
@@ -230,7 +230,8 @@ func (w *writer) write(batch []*pending, aggregates bool) {
 		totals := map[string]int64{}
 		for m, c := range w.counts {
 			key := w.keys.minute(m)
-			for field, n := range c {
+			for k, n := range c {
+				field := k.field()
 				pipe.HIncrBy(ctx, key, field, n)
 				totals[field] += n
 			}
@@ -239,7 +240,7 @@ func (w *writer) write(batch []*pending, aggregates bool) {
 		for field, n := range totals {
 			pipe.HIncrBy(ctx, w.keys.totals(), field, n)
 		}
-		w.counts, w.countedAt = map[int64]map[string]int64{}, time.Now()
+		w.counts, w.countedAt = map[int64]map[count]int64{}, time.Now()
 	}
 	var err error
 	if pipe.Len() > 0 {
