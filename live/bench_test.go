@@ -16,18 +16,17 @@ import (
 )
 
 // BenchmarkRecorder runs the same batch of tasks through the same asynq server (same Redis,
-// concurrency 10) bare, recorded best-effort and recorded Durable, in interleaved rounds, and
+// concurrency 5, as the engine's throughput benchmark) bare, recorded best-effort and recorded Durable, in interleaved rounds, and
 // reports each one's median throughput and the median of the per-round ratios to bare.
 //
 //	go test ./live -run '^$' -bench Recorder -benchtime 1x
 func BenchmarkRecorder(b *testing.B) {
-	const concurrency = 10
-	rounds := *benchRounds
+	rounds, concurrency := *benchRounds, *benchConcurrency
 	for _, h := range []struct {
 		name  string
 		work  time.Duration
 		tasks int
-	}{{"noop", 0, 20_000}, {"1ms", time.Millisecond, 5_000}} {
+	}{{"noop", 0, 10_000}, {"1ms", time.Millisecond, 5_000}} {
 		b.Run(h.name, func(b *testing.B) {
 			opt := asynq.RedisClientOpt{Addr: redisServer.Addr(), DB: redisServer.NextDB()}
 			modes := []string{"bare", "best-effort", "durable"}
@@ -115,7 +114,10 @@ func throughput(b *testing.B, opt asynq.RedisClientOpt, mode, queue string, conc
 	return rate
 }
 
-var benchRounds = flag.Int("live.rounds", 7, "interleaved rounds of BenchmarkRecorder")
+var (
+	benchRounds      = flag.Int("live.rounds", 7, "interleaved rounds of BenchmarkRecorder")
+	benchConcurrency = flag.Int("live.concurrency", 5, "the asynq server's concurrency in BenchmarkRecorder")
+)
 
 func median(v []float64) float64 {
 	s := slices.Clone(v)

@@ -128,26 +128,18 @@ func (w *writer) loop() {
 			}
 		}
 		if w.linger > 0 && !batch[0].waited() {
+			// Let the batch gather without taking each fact as it comes: a receive would
+			// wake this goroutine once a fact, on the cores the handlers need.
 			if gather == nil {
 				gather = time.NewTimer(w.linger)
 			} else {
 				gather.Reset(w.linger)
 			}
-		wait:
-			for len(batch) < maxBatch {
-				select {
-				case p := <-w.in:
-					batch = append(batch, p)
-					if p.waited() {
-						break wait // someone waits: no lingering
-					}
-				case <-gather.C:
-					break wait
-				case <-w.stop:
-					break wait
-				}
+			select {
+			case <-gather.C:
+			case <-w.stop:
+				gather.Stop()
 			}
-			gather.Stop()
 		}
 		w.fill(&batch)
 		flush := false
