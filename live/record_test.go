@@ -401,3 +401,28 @@ func TestSlots(t *testing.T) {
 		t.Error("two attempts at once held the same slot, or a slot was out of 0…2")
 	}
 }
+
+// A handler's panic is recorded as such, and asynq still recovers it and retries the task.
+func TestPanicIsRecorded(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	rec := e.recorder(live.Options{Durable: true})
+	e.server(rec, 1, []string{"panics"}, map[string]asynq.HandlerFunc{
+		"p": func(ctx context.Context, _ *asynq.Task) error {
+			if n, _ := asynq.GetRetryCount(ctx); n == 0 {
+				panic("nil map")
+			}
+			return nil
+		},
+	})
+	e.enqueue("p", "panics", "p1", asynq.MaxRetry(1))
+	e.await("", 1)
+	task, err := e.reader.Task(t.Context(), "panics", "p1", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(task.History) != 2 || task.History[0].Exit != live.ExitPanic || !task.History[0].Retry ||
+		task.History[0].Error != "panic: nil map" || task.State != taskstate.Done {
+		t.Errorf("p1: %+v", task)
+	}
+}
