@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"slices"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -57,9 +59,49 @@ type Task struct {
 	Result     *Bytes          `json:"result,omitempty"`
 	History    []AttemptRecord `json:"history,omitempty" doc:"Every attempt in order (task details only)"`
 
-	first string // stream ID of its first fact: the order of tasks
-	last  string // stream ID of its latest fact: it is gone once the stream is trimmed past it
-	gone  bool
+	first streamID // of its first fact: the order of tasks
+	last  streamID // of its latest fact: it is gone once the stream is trimmed past it
+	dur   float64  // DurationMS and WaitMS, set in copies only: a pointer each would cost
+	wait  float64  // an allocation per task held
+	flags uint8
+}
+
+const (
+	hasDur uint8 = 1 << iota
+	hasWait
+	gone // trimmed or dropped: no longer held
+)
+
+// streamID is a stream entry ID, ms-seq, held without a string.
+type streamID struct{ ms, seq uint64 }
+
+func parseStreamID(s string) streamID {
+	m, q, _ := strings.Cut(s, "-")
+	ms, _ := strconv.ParseUint(m, 10, 64)
+	seq, _ := strconv.ParseUint(q, 10, 64)
+	return streamID{ms, seq}
+}
+
+func (id streamID) String() string {
+	return strconv.FormatUint(id.ms, 10) + "-" + strconv.FormatUint(id.seq, 10)
+}
+
+func (id streamID) before(o streamID) bool { return id.ms < o.ms || (id.ms == o.ms && id.seq < o.seq) }
+
+// public is a copy of t as the API shows it.
+func (t *Task) public(history bool) Task {
+	c := *t
+	if t.flags&hasDur != 0 {
+		c.DurationMS = &c.dur
+	}
+	if t.flags&hasWait != 0 {
+		c.WaitMS = &c.wait
+	}
+	c.History = nil
+	if history {
+		c.History = slices.Clone(t.History)
+	}
+	return c
 }
 
 // AttemptRecord is one attempt of a task.
@@ -237,8 +279,7 @@ func (r *Reader) Task(ctx context.Context, queue, id string, n int) (*Task, erro
 	if t == nil || (n > 0 && t.Execution != n) {
 		return nil, ErrNotFound
 	}
-	c := *t
-	c.History = slices.Clone(t.History)
+	c := t.public(true)
 	return &c, nil
 }
 
@@ -528,7 +569,7 @@ func (ix *index) apply(f *Fact) {
 		if t != nil {
 			n = t.Execution + 1
 		}
-		t = &Task{Queue: ix.str(f.Queue), ID: f.TaskID, Type: ix.str(f.Type), Execution: n, first: f.ID}
+		t = &Task{Queue: ix.str(f.Queue), ID: f.TaskID, Type: ix.str(f.Type), Execution: n, first: parseStreamID(f.ID)}
 		ix.tasks = append(ix.tasks, t)
 		ix.byKey[k] = t
 		ix.live++
@@ -536,7 +577,7 @@ func (ix *index) apply(f *Fact) {
 			ix.dropOldest()
 		}
 	}
-	t.last = f.ID
+	t.last = parseStreamID(f.ID)
 	t.MaxRetry = f.MaxRetry
 	if !f.EnqueuedAt.IsZero() {
 		t.EnqueuedAt = f.EnqueuedAt
@@ -603,11 +644,12 @@ func (t *Task) settle() {
 	t.Attempts = len(t.History)
 	t.Worker = last.Worker
 	t.StartedAt = t.History[0].StartedAt
-	t.Exit, t.Error, t.DurationMS, t.EndedAt = "", "", nil, time.Time{}
+	t.Exit, t.Error, t.EndedAt = "", "", time.Time{}
+	t.flags &^= hasDur | hasWait
 	for i := len(t.History) - 1; i >= 0; i-- {
 		if a := &t.History[i]; a.Exit != "" {
-			d := a.DurationMS
-			t.Exit, t.DurationMS = a.Exit, &d
+			t.Exit, t.dur = a.Exit, a.DurationMS
+			t.flags |= hasDur
 			break
 		}
 	}
@@ -620,18 +662,17 @@ func (t *Task) settle() {
 	if taskstate.Ended(t.State) {
 		t.EndedAt = last.EndedAt
 	}
-	t.WaitMS = nil
 	if !t.EnqueuedAt.IsZero() && t.History[0].Number == 1 {
-		w := float64(max(0, t.History[0].StartedAt.Sub(t.EnqueuedAt)).Microseconds()) / 1000
-		t.WaitMS = &w
+		t.wait = float64(max(0, t.History[0].StartedAt.Sub(t.EnqueuedAt)).Microseconds()) / 1000
+		t.flags |= hasWait
 	}
 }
 
 // previous is the execution before t of the same queue and ID, if the index holds it.
 func (t *Task) previous(ix *index) *Task {
-	i := ix.find(t.first)
+	i := ix.search(t.first)
 	for j := i - 1; j >= 0; j-- {
-		if p := ix.tasks[j]; !p.gone && p.Queue == t.Queue && p.ID == t.ID && p.Execution < t.Execution {
+		if p := ix.tasks[j]; p.flags&gone == 0 && p.Queue == t.Queue && p.ID == t.ID && p.Execution < t.Execution {
 			return p
 		}
 	}
@@ -640,7 +681,11 @@ func (t *Task) previous(ix *index) *Task {
 
 // find is the position of the task whose first fact is id, or where it would be.
 func (ix *index) find(id string) int {
-	return sort.Search(len(ix.tasks), func(i int) bool { return compareIDs(ix.tasks[i].first, id) >= 0 })
+	return ix.search(parseStreamID(id))
+}
+
+func (ix *index) search(at streamID) int {
+	return sort.Search(len(ix.tasks), func(i int) bool { return !ix.tasks[i].first.before(at) })
 }
 
 func (t *Task) errorContains(w string) bool {
@@ -664,7 +709,7 @@ func (ix *index) page(q *Query, limit int, cursor string) *Page {
 	empty := q.Empty()
 	for i := len(ix.tasks) - 1; i >= 0; i-- {
 		t := ix.tasks[i]
-		if t.gone || (!empty && !q.Match(t)) {
+		if t.flags&gone != 0 || (!empty && !q.Match(t)) {
 			continue
 		}
 		p.Total++
@@ -673,18 +718,16 @@ func (ix *index) page(q *Query, limit int, cursor string) *Page {
 			continue
 		}
 		if len(p.Tasks) < limit {
-			c := *t
-			c.History = nil
-			p.Tasks = append(p.Tasks, c)
+			p.Tasks = append(p.Tasks, t.public(false))
 		} else if p.Next == "" {
-			p.Next = p.Tasks[len(p.Tasks)-1].first
+			p.Next = p.Tasks[len(p.Tasks)-1].first.String()
 		}
 	}
 	return p
 }
 
 func (ix *index) remove(t *Task) {
-	t.gone = true
+	t.flags |= gone
 	ix.live--
 	k := taskKey{t.Queue, t.ID}
 	if ix.byKey[k] == t {
@@ -694,7 +737,7 @@ func (ix *index) remove(t *Task) {
 
 func (ix *index) dropOldest() {
 	for _, t := range ix.tasks {
-		if !t.gone {
+		if t.flags&gone == 0 {
 			ix.remove(t)
 			break
 		}
@@ -703,8 +746,9 @@ func (ix *index) dropOldest() {
 }
 
 func (ix *index) trim(firstID string) {
+	first := parseStreamID(firstID)
 	for _, t := range ix.tasks {
-		if !t.gone && compareIDs(t.last, firstID) < 0 {
+		if t.flags&gone == 0 && t.last.before(first) {
 			ix.remove(t)
 		}
 	}
@@ -716,5 +760,5 @@ func (ix *index) compact() {
 	if len(ix.tasks)-ix.live < max(len(ix.tasks)/4, 64) {
 		return
 	}
-	ix.tasks = slices.DeleteFunc(ix.tasks, func(t *Task) bool { return t.gone })
+	ix.tasks = slices.DeleteFunc(ix.tasks, func(t *Task) bool { return t.flags&gone != 0 })
 }
