@@ -15,7 +15,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/alicebob/miniredis/v2"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/taskrace/taskrace/app"
 	"github.com/taskrace/taskrace/web"
@@ -100,19 +99,18 @@ func newLogger(format string, w io.Writer) *slog.Logger {
 // backend is Redis for one process: the configured one, or an embedded one in memory.
 type backend struct {
 	redis    *app.Redis
-	embedded *miniredis.Miniredis
+	embedded *app.EmbeddedRedis
 }
 
 func openBackend(url string, logger *slog.Logger) (*backend, error) {
 	b := &backend{}
 	if url == "" {
-		m := miniredis.NewMiniRedis()
-		m.ClockTTL(true) // or nothing would ever expire
-		if err := m.StartAddr("127.0.0.1:0"); err != nil {
-			return nil, fmt.Errorf("cannot start embedded Redis: %w", err)
+		m, err := app.StartEmbeddedRedis()
+		if err != nil {
+			return nil, err
 		}
 		b.embedded = m
-		url = "redis://" + m.Addr()
+		url = m.URL()
 		logger.Warn("using embedded Redis: data lives in memory and is lost on exit; set REDIS_URL to keep it")
 	}
 	r, err := app.OpenRedis(url)
@@ -183,10 +181,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	f.Duration(&wcfg.TaskCheckInterval, "task-check-interval", "TASK_CHECK_INTERVAL", worker.DefaultTaskCheckInterval, "how often an idle worker polls for tasks")
 	var ac accessFlags
 	ac.register(f)
+	var sf streamFlags
+	sf.register(f)
 	if err := f.parse(args); err != nil {
 		return usageOrHelp(err)
 	}
-	if err := errors.Join(cf.validate(), ac.validate()); err != nil {
+	if err := errors.Join(cf.validate(), ac.validate(), sf.validate()); err != nil {
 		return usageError{err}
 	}
 	if wcfg.Concurrency < 1 {
@@ -227,6 +227,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	wc := ac.web
 	wc.PublicURL, wc.Embedded, wc.Version = publicURL, b.embedded != nil, version
 	wc.MaxDelay, wc.MaxBody = cf.cfg.Limits.MaxDelay, 64<<10
+	wc.StreamWriteTimeout, wc.MaxViewers = sf.writeTimeout, sf.maxViewers
 	srv := web.New(core, wc, logger)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()

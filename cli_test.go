@@ -79,8 +79,8 @@ func TestHelp(t *testing.T) {
 		cmd   string
 		flags []string
 	}{
-		{"serve", []string{"-addr", "-worker", "-concurrency", "-redis-url", "$SHUTDOWN_TIMEOUT"}},
-		{"worker", []string{"-concurrency", "-redis-url", "$HTTPBIN_URL", "REDIS_URL is required", "required: the Redis that serve uses"}},
+		{"serve", []string{"-addr", "-worker", "-concurrency", "-redis-url", "$SHUTDOWN_TIMEOUT", "$STREAM_WRITE_TIMEOUT", "$MAX_VIEWERS"}},
+		{"worker", []string{"-concurrency", "-redis-url", "$HTTPBIN_URL", "-retry-delay", "$MAX_RETRY", "REDIS_URL is required", "required: the Redis that serve uses"}},
 		{"run", []string{"-mode", "-tasks", "-delay", "-parallelism", "-json", "-failure-rate", "-target"}},
 		{"healthcheck", []string{"-addr", "-redis"}},
 	}
@@ -128,8 +128,14 @@ func TestUsageErrors(t *testing.T) {
 		{"MAX_TASKS zero", env("MAX_TASKS=0"), []string{"serve"}, "MAX_TASKS"},
 		{"MAX_DELAY negative", env("MAX_DELAY=-1s"), []string{"run"}, "MAX_DELAY"},
 		{"RUN_RETENTION too short", env("RUN_RETENTION=1s"), []string{"serve"}, "RUN_RETENTION"},
+		{"RETRY_DELAY under a second", env("RETRY_DELAY=250ms"), []string{"serve"}, "RETRY_DELAY must be whole seconds"},
+		{"RETRY_DELAY not whole seconds", env("RETRY_DELAY=1500ms"), []string{"worker", "--redis-url", "redis://127.0.0.1:1/0"}, "RETRY_DELAY"},
+		{"MAX_RETRY negative", env("MAX_RETRY=-1"), []string{"serve"}, "MAX_RETRY"},
 		{"REDIS_URL scheme", env("REDIS_URL=ftp://example.com"), []string{"worker"}, "REDIS_URL"},
 		{"LOG_FORMAT", env("LOG_FORMAT=xml"), []string{"serve"}, "LOG_FORMAT"},
+		{"STREAM_WRITE_TIMEOUT too short", env("STREAM_WRITE_TIMEOUT=10ms"), []string{"serve"}, "STREAM_WRITE_TIMEOUT"},
+		{"STREAM_WRITE_TIMEOUT not a duration", env(), []string{"serve", "--stream-write-timeout", "soon"}, "stream-write-timeout"},
+		{"MAX_VIEWERS zero", env("MAX_VIEWERS=0"), []string{"serve"}, "MAX_VIEWERS"},
 		{"TARGET_ALLOWLIST", env("TARGET_ALLOWLIST=not a url"), []string{"serve"}, "TARGET_ALLOWLIST"},
 		{"QUEUE empty flag", env(), []string{"worker", "--queue=", "--redis-url", "redis://127.0.0.1:1/0"}, "QUEUE"},
 		{"run tasks zero", env(), []string{"run", "--tasks", "0"}, "tasks"},

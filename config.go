@@ -106,11 +106,11 @@ func (c *coreFlags) register(f *envFlags) {
 	f.Int(&c.cfg.MaxActiveRuns, "max-active-runs", "MAX_ACTIVE_RUNS", d.MaxActiveRuns, "most runs running at once, across all processes")
 	f.Duration(&c.cfg.RunRetention, "run-retention", "RUN_RETENTION", d.RunRetention, "how long runs and their events are kept")
 	f.Int(&c.cfg.MaxRetry, "max-retry", "MAX_RETRY", d.MaxRetry, "retries of a failed task")
+	f.Duration(&c.cfg.RetryDelay, "retry-delay", "RETRY_DELAY", d.RetryDelay, "wait before a task's first retry, in whole seconds; each next retry waits twice as long")
 	f.String(&c.allowlist, "target-allowlist", "TARGET_ALLOWLIST", "", "comma-separated base URLs allowed as targets besides the built-in one")
 	f.String(&c.builtinURL, "httpbin-url", "HTTPBIN_URL", "", "base URL of the built-in delay target as this process reaches it")
 	f.String(&c.logFormat, "log-format", "LOG_FORMAT", "text", "log format: text or json")
 	f.Duration(&c.shutdownWait, "shutdown-timeout", "SHUTDOWN_TIMEOUT", 10*time.Second, "how long a shutdown may take")
-	c.cfg.RetryDelay = d.RetryDelay
 }
 
 // validate checks the values and completes the config.
@@ -134,6 +134,9 @@ func (c *coreFlags) validate() error {
 	}
 	if c.cfg.MaxRetry < 0 {
 		errs = append(errs, fmt.Errorf("MAX_RETRY must not be negative; got %d", c.cfg.MaxRetry))
+	}
+	if d := c.cfg.RetryDelay; d < time.Second || d%time.Second != 0 || d > app.MaxRetryWait {
+		errs = append(errs, fmt.Errorf("RETRY_DELAY must be whole seconds from 1s to %s (the queue keeps retry times in whole seconds); got %s", app.MaxRetryWait, d))
 	}
 	if c.cfg.Queue == "" {
 		errs = append(errs, fmt.Errorf("QUEUE must not be empty"))
@@ -214,6 +217,29 @@ func (a *accessFlags) validate() error {
 			continue
 		}
 		a.web.AllowedHosts = append(a.web.AllowedHosts, strings.ToLower(h))
+	}
+	return errors.Join(errs...)
+}
+
+// streamFlags bound the event streams of serve.
+type streamFlags struct {
+	writeTimeout time.Duration
+	maxViewers   int
+}
+
+func (s *streamFlags) register(f *envFlags) {
+	f.Duration(&s.writeTimeout, "stream-write-timeout", "STREAM_WRITE_TIMEOUT", web.DefaultStreamWriteTimeout,
+		"an event-stream viewer that accepts nothing for this long is dropped (it resumes with Last-Event-ID)")
+	f.Int(&s.maxViewers, "max-viewers", "MAX_VIEWERS", web.DefaultMaxViewers, "most open event streams; past it, new ones get 503")
+}
+
+func (s *streamFlags) validate() error {
+	var errs []error
+	if s.writeTimeout < time.Second {
+		errs = append(errs, fmt.Errorf("STREAM_WRITE_TIMEOUT must be at least 1s; got %s", s.writeTimeout))
+	}
+	if s.maxViewers < 1 {
+		errs = append(errs, fmt.Errorf("MAX_VIEWERS must be at least 1; got %d", s.maxViewers))
 	}
 	return errors.Join(errs...)
 }

@@ -334,6 +334,63 @@ func TestTopologyWebRestart(t *testing.T) {
 	finishedOnce(t, all, 20)
 }
 
+// Workers reach the built-in target through serve: stopping serve for 5 s mid-run fails
+// their calls, and the retries (1, 2, 4, 8 s apart by default) carry every task over it.
+func TestTopologyServeOutage(t *testing.T) {
+	t.Parallel()
+	const outage = 5 * time.Second
+	tp := newTopology(t, redistest.WithAOF())
+	web := tp.serve()
+	tp.worker()
+	tp.worker()
+
+	r := web.launch(t, plan("distributed", 30, 1000))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out := make(chan event, 1024)
+	errc := make(chan error, 1)
+	go func() { errc <- web.stream(ctx, r.ID, "", out); close(out) }()
+	for e := range out {
+		if e.Type == "task.finished" {
+			break
+		}
+	}
+	web.signal(syscall.SIGTERM)
+	go func() {
+		for range out { // what the stopping process still sends
+		}
+	}()
+	web.wait(t, 15*time.Second)
+	<-errc
+	down := time.Now()
+	<-time.After(outage) // the outage itself, not a wait for something
+	web = tp.serveOn(strings.TrimPrefix(web.base, "http://"))
+	t.Logf("serve was down for %s", time.Since(down).Round(100*time.Millisecond))
+
+	evs := web.events(t, r.ID, time.Minute)
+	if last := evs[len(evs)-1]; last.Type != "run.finished" {
+		t.Fatalf("run ended with %s %s", last.Type, last.Reason)
+	}
+	finishedOnce(t, evs, 30)
+	retried := 0
+	for _, e := range evs {
+		if e.Type != "task.failed" {
+			continue
+		}
+		if e.Retry == nil || !*e.Retry {
+			t.Errorf("task %d failed for good during a %s outage", *e.Index, outage)
+		}
+		retried++
+	}
+	if retried == 0 {
+		t.Fatal("no call failed while serve was down: the outage was not mid-run")
+	}
+	t.Logf("%d failed attempts, all retried", retried)
+	if tl := web.timeline(t, r.ID); tl.Run.Status != "finished" || tl.Run.Done != 30 || tl.Run.Failed != 0 {
+		t.Errorf("run %+v, want finished with 30 done, none failed", tl.Run)
+	}
+}
+
 func ids(evs []event) []string {
 	s := make([]string, len(evs))
 	for i, e := range evs {

@@ -77,7 +77,7 @@ func (r *Redis) Close() error {
 // Ping checks that Redis answers.
 func (r *Redis) Ping(ctx context.Context) error {
 	if err := r.Client.Ping(ctx).Err(); err != nil {
-		return Unavailable("Redis is unreachable", err)
+		return Unavailable("cannot ping Redis", err)
 	}
 	return nil
 }
@@ -115,7 +115,7 @@ func NewCore(cfg Config, r *Redis, logger *slog.Logger) *Core {
 	c.Sessions = NewSessions(r.Client)
 	c.Fetcher = NewFetcher(cfg.BuiltinURL, cfg.Limits.Allowlist)
 	c.Executor = &Executor{log: c.Log, store: c.Runs, fetch: c.Fetcher, metrics: c.Metrics}
-	c.Feed = newFeed(r.feed, c.Log, c.ProcID, logger)
+	c.Feed = newFeed(r.feed, c.Log, c.ProcID, logger, c.Metrics.ViewersDropped.WithLabelValues("behind"))
 	c.Launcher = newLauncher(c)
 	return c
 }

@@ -57,7 +57,7 @@ func (a *appender) do(ctx context.Context, after *op, queue func(p redis.Pipelin
 	case <-a.stop:
 		return nil, Unavailable("shutting down", nil)
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return nil, Unavailable("cannot write to Redis", ctx.Err())
 	}
 	// Once queued, the write happens whatever the caller's context says: waiting for it
 	// keeps the guarantee that a returned handler's events are stored.

@@ -23,10 +23,16 @@ import (
 // benchEnv is newEnv with a worker of the given concurrency.
 func benchEnv(b *testing.B, concurrency int) *env {
 	b.Helper()
+	return benchEnvOn(b, redisSrv.URL(redisSrv.NextDB()), concurrency, worker.DefaultTaskCheckInterval)
+}
+
+// benchEnvOn is benchEnv on the Redis at url, with the worker polling every poll.
+func benchEnvOn(b *testing.B, url string, concurrency int, poll time.Duration) *env {
+	b.Helper()
 	cfg := app.DefaultConfig()
 	cfg.BuiltinURL = target.URL
 	cfg.Limits.MaxTasks = 100_000
-	r, err := app.OpenRedis(redisSrv.URL(redisSrv.NextDB()))
+	r, err := app.OpenRedis(url)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -36,7 +42,7 @@ func benchEnv(b *testing.B, concurrency int) *env {
 	}
 	e := &env{core: core}
 	if concurrency > 0 {
-		e.worker = worker.New(core, worker.Config{Concurrency: concurrency, ShutdownTimeout: 5 * time.Second})
+		e.worker = worker.New(core, worker.Config{Concurrency: concurrency, TaskCheckInterval: poll, ShutdownTimeout: 5 * time.Second})
 		if err := e.worker.Start(); err != nil {
 			b.Fatal(err)
 		}
@@ -228,6 +234,68 @@ func BenchmarkThroughput(b *testing.B) {
 		}
 		b.ReportMetric(rate, "tasks/s")
 	})
+}
+
+// BenchmarkLaunchMaxTasks times the launch of a MAX_TASKS (10,000-task) distributed run,
+// from the call to the run being accepted with every task on the queue, as `serve` does it:
+// with its in-process worker running, on embedded Redis and on a redis-server. Between
+// launches the run is canceled and its tasks removed, untimed; the time that takes is
+// reported too.
+//
+//	go test ./app -run '^$' -bench LaunchMaxTasks -benchtime 3x
+func BenchmarkLaunchMaxTasks(b *testing.B) {
+	n := app.DefaultLimits.MaxTasks
+	cases := []struct {
+		name string
+		url  func(b *testing.B) string
+		poll time.Duration
+	}{
+		{"embedded", func(b *testing.B) string {
+			m, err := app.StartEmbeddedRedis()
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(m.Close)
+			return m.URL()
+		}, worker.EmbeddedTaskCheckInterval},
+		{"redis", func(*testing.B) string { return redisSrv.URL(redisSrv.NextDB()) }, worker.DefaultTaskCheckInterval},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			e := benchEnvOn(b, c.url(b), 5, c.poll)
+			q := e.core.Config.Queue
+			var launch, drain []time.Duration
+			for b.Loop() {
+				start := time.Now()
+				r, err := e.core.Launcher.Launch(b.Context(), app.Plan{Mode: app.Distributed, Tasks: n, DelayMS: 10_000})
+				if err != nil {
+					b.Fatal(err)
+				}
+				launch = append(launch, time.Since(start))
+				b.StopTimer()
+				start = time.Now()
+				if _, err := e.core.Launcher.Cancel(b.Context(), r.ID); err != nil {
+					b.Fatal(err)
+				}
+				for { // the tasks are removed in the background: poll until they are
+					info, err := e.core.Launcher.Inspector().GetQueueInfo(q)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if info.Pending == 0 {
+						break
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
+				drain = append(drain, time.Since(start))
+				b.StartTimer()
+			}
+			slices.Sort(launch)
+			slices.Sort(drain)
+			b.ReportMetric(launch[len(launch)-1].Seconds(), "max-launch-s")
+			b.ReportMetric(drain[len(drain)-1].Seconds(), "max-cancel-drain-s")
+		})
+	}
 }
 
 // BenchmarkMemory runs 1,000 tasks through the in-process worker and reports this

@@ -56,7 +56,7 @@ func (l *EventLog) Read(ctx context.Context, runID, after string, count int64) (
 	}
 	msgs, err := l.rdb.XRangeN(ctx, keyEvents(runID), start, "+", count).Result()
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return nil, Unavailable("cannot read the run's events: Redis is unreachable", err)
+		return nil, Unavailable("cannot read the run's events", err)
 	}
 	return decodeMessages(msgs), nil
 }

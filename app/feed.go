@@ -5,42 +5,63 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 )
 
 // Feed follows the streams of the runs somebody is watching with one multi-stream
-// XREAD BLOCK loop on its own connection, and fans each event out to every subscriber of its
-// run. Subscribers that fall behind are dropped and catch up from the log.
+// XREAD BLOCK loop on its own connection, and fans each event out to every subscription
+// of its run. A publisher never waits: a subscription with more than maxQueued events
+// waiting is dropped from the fan-out and catches up from the log. A subscription makes no
+// Redis call of its own but short reads of the log (and, the first to follow its run, a
+// wake-up of the loop), so no viewer holds a connection while it waits, however long it
+// takes to read.
 type Feed struct {
-	rdb    *redis.Client // its own client: the blocking read holds a connection
-	log    *EventLog
-	wake   string // this process's wake-up stream
-	logger *slog.Logger
+	rdb     *redis.Client // its own client: the blocking read holds a connection
+	wake    string        // this process's wake-up stream
+	logger  *slog.Logger
+	dropped prometheus.Counter // subscriptions dropped for falling behind
 
 	mu   sync.Mutex
 	runs map[string]*follow
 
-	stop chan struct{}
-	wg   sync.WaitGroup
+	open     atomic.Int64 // subscriptions not yet closed
+	catchUps *catchUps    // the subscriptions' reads of the log
+	stop     chan struct{}
+	wg       sync.WaitGroup
 }
 
+// follow is one run the loop reads.
 type follow struct {
-	pos  string // last entry ID read from the run's stream
-	subs map[*subscription]struct{}
+	// pos is the last entry ID read from the run's stream, "" until the loop has looked up
+	// where the stream ended; start is that first position. A subscription that joined
+	// before it was known has caught up once it has read the log up to start.
+	pos, start string
+	subs       map[*Subscription]struct{}
 }
 
-type subscription struct {
-	runID string
-	c     chan *Event
-}
+// Bounds of the fan-out.
+const (
+	// maxQueued is how many live events may wait for one subscription: twice what one
+	// read of a stream brings, so that a viewer who keeps up is never dropped by one burst.
+	maxQueued = 2 * readCount
+	readCount = 512 // entries one XREAD takes from each stream
+	logPage   = 256 // events one catch-up read takes from the log
+	// goneEvery is how often the loop checks that the runs it follows still exist.
+	goneEvery = 2 * time.Second
+)
 
-const subBuffer = 256
+// ReasonGone is the reason of the run.interrupted event that ends the streams of a run whose
+// data vanished from Redis. That event is not in the log (there is no log any more), so it
+// has no ID.
+const ReasonGone = "the run's data is gone from Redis (restarted without persistence, flushed, or expired)"
 
-func newFeed(rdb *redis.Client, log *EventLog, procID string, logger *slog.Logger) *Feed {
-	return &Feed{rdb: rdb, log: log, wake: keyWake(procID), logger: logger,
-		runs: make(map[string]*follow), stop: make(chan struct{})}
+func newFeed(rdb *redis.Client, log *EventLog, procID string, logger *slog.Logger, dropped prometheus.Counter) *Feed {
+	return &Feed{rdb: rdb, wake: keyWake(procID), logger: logger, dropped: dropped,
+		runs: make(map[string]*follow), catchUps: newCatchUps(log), stop: make(chan struct{})}
 }
 
 func (f *Feed) start() {
@@ -58,154 +79,273 @@ func (f *Feed) shutdown() {
 	f.mu.Lock()
 	for _, fl := range f.runs {
 		for s := range fl.subs {
-			close(s.c)
+			s.signal() // Next reports the shutdown
 		}
 	}
-	f.runs = map[string]*follow{}
 	f.mu.Unlock()
 }
 
-// Watch calls yield with every event of run after the entry ID after, in order, until the
-// run's terminal event (included), ctx ends, or yield returns an error. Nothing is missed:
-// the log covers what happened before, the live feed what happens after.
-func (f *Feed) Watch(ctx context.Context, runID, after string, yield func(*Event) error) error {
-	for {
-		s := f.subscribe(runID)
-		done, err := f.drain(ctx, s, &after, yield)
-		f.unsubscribe(s)
-		if done || err != nil {
-			return err
-		}
-		// Dropped for being slow: catch up from the log and subscribe again.
-	}
+// Subscription is one viewer's place in a run's events. Next hands out every event after
+// the position it started from, in order and each once: from the log while the viewer is
+// behind, from the live feed once it has caught up. It is used by one goroutine.
+type Subscription struct {
+	feed  *Feed
+	runID string
+	after string // the last event handed out
+	live  bool   // caught up: events come from the fan-out
+	done  bool   // the terminal event was handed out
+	spare []*Event
+	ready chan struct{}
+
+	// Guarded by feed.mu.
+	queue    []*Event // live events not handed out yet
+	joined   bool     // in the fan-out; false once dropped for falling behind
+	joinedAs uint64   // the number of its last joining, for the shared reads of the log
+	gone     bool     // the run's data vanished
+	closed   bool
 }
 
-// drain delivers the log after *after, then live events. It returns done once the run ended.
-func (f *Feed) drain(ctx context.Context, s *subscription, after *string, yield func(*Event) error) (bool, error) {
-	for {
-		evs, err := f.log.Read(ctx, s.runID, *after, 1000)
-		if err != nil {
-			return false, err
-		}
-		for _, e := range evs {
-			if err := yield(e); err != nil {
-				return true, err
-			}
-			*after = e.ID
-			if e.Terminal() {
-				return true, nil
-			}
-		}
-		if len(evs) < 1000 {
-			break
-		}
-	}
-	for {
-		select {
-		case e, ok := <-s.c:
-			if !ok {
-				select {
-				case <-f.stop:
-					return true, Unavailable("shutting down", nil)
-				default:
-					return false, nil
-				}
-			}
-			if CompareIDs(e.ID, *after) <= 0 {
-				continue // already delivered from the log
-			}
-			if err := yield(e); err != nil {
-				return true, err
-			}
-			*after = e.ID
-			if e.Terminal() {
-				return true, nil
-			}
-		case <-ctx.Done():
-			return true, ctx.Err()
-		}
-	}
-}
-
-func (f *Feed) subscribe(runID string) *subscription {
-	s := &subscription{runID: runID, c: make(chan *Event, subBuffer)}
-	// A new follow starts at the stream's end: the subscriber reads everything up to there
-	// from the log after subscribing, so nothing falls between the two.
-	pos := "0-0"
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	if last, err := f.rdb.XRevRangeN(ctx, keyEvents(runID), "+", "-", 1).Result(); err == nil && len(last) == 1 {
-		pos = last[0].ID
-	}
-	cancel()
+// Subscribe starts a subscription to run's events after the entry ID after ("" for all of
+// them). Close it when done.
+func (f *Feed) Subscribe(runID, after string) *Subscription {
+	s := &Subscription{feed: f, runID: runID, after: after, ready: make(chan struct{}, 1)}
+	f.open.Add(1)
 	f.mu.Lock()
-	fl, ok := f.runs[runID]
-	if !ok {
-		fl = &follow{pos: pos, subs: make(map[*subscription]struct{})}
-		f.runs[runID] = fl
-	}
-	fl.subs[s] = struct{}{}
+	wake := f.join(s)
 	f.mu.Unlock()
-	if !ok {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		p := f.rdb.Pipeline()
-		p.XAdd(ctx, &redis.XAddArgs{Stream: f.wake, MaxLen: 10, Approx: true, Values: []string{"w", runID}})
-		p.Expire(ctx, f.wake, time.Hour) // a process that is gone leaves no wake-up stream for long
-		p.Exec(ctx)
-		cancel()
+	if wake {
+		f.wakeUp(runID)
 	}
+	s.signal() // there is the log to read
 	return s
 }
 
-func (f *Feed) unsubscribe(s *subscription) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
+// join adds s to its run's fan-out, with f.mu held. It reports whether the run is new to
+// the loop, which must then be woken to look where its stream ends.
+func (f *Feed) join(s *Subscription) bool {
 	fl, ok := f.runs[s.runID]
 	if !ok {
+		fl = &follow{subs: make(map[*Subscription]struct{})}
+		f.runs[s.runID] = fl
+	}
+	fl.subs[s] = struct{}{}
+	s.joined, s.live = true, false
+	s.joinedAs = f.catchUps.joined()
+	return !ok
+}
+
+// wakeUp interrupts the loop's blocking read, so a new run is followed at once.
+func (f *Feed) wakeUp(runID string) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	p := f.rdb.Pipeline()
+	p.XAdd(ctx, &redis.XAddArgs{Stream: f.wake, MaxLen: 10, Approx: true, Values: []string{"w", runID}})
+	p.Expire(ctx, f.wake, time.Hour) // a process that is gone leaves no wake-up stream for long
+	p.Exec(ctx)
+}
+
+// Ready is signalled when Next may have events to hand out.
+func (s *Subscription) Ready() <-chan struct{} { return s.ready }
+
+func (s *Subscription) signal() {
+	select {
+	case s.ready <- struct{}{}:
+	default:
+	}
+}
+
+// Next returns the events ready to hand out, in order, none twice, ending with the run's
+// terminal event; none when nothing is ready (wait on Ready, then call again). While the
+// subscription is behind it reads one page of the log; otherwise it makes no Redis call.
+// The slice is valid until the next call. A run whose data vanished ends with a
+// run.interrupted event whose reason is ReasonGone.
+func (s *Subscription) Next(ctx context.Context) ([]*Event, error) {
+	if s.done {
+		return nil, nil
+	}
+	f := s.feed
+	select {
+	case <-f.stop:
+		return nil, Unavailable("shutting down", nil)
+	default:
+	}
+	f.mu.Lock()
+	var wake bool
+	if !s.joined && !s.gone {
+		// Dropped for falling behind: join again first, so that nothing appended while it
+		// reads the log can fall between the two.
+		wake = f.join(s)
+	}
+	if !s.live {
+		f.mu.Unlock()
+		if wake {
+			f.wakeUp(s.runID)
+		}
+		return s.catchUp(ctx)
+	}
+	// The events returned last time are handed out: reuse their slice, without keeping them.
+	clear(s.spare)
+	q := s.queue
+	s.queue, s.spare = s.spare[:0], q
+	gone := s.gone
+	f.mu.Unlock()
+	out := s.take(q)
+	switch {
+	case !gone || s.done:
+	case len(out) > 0:
+		s.signal() // the end comes next
+	default:
+		s.done = true
+		return []*Event{{Type: RunInterrupted, RunID: s.runID, At: Now(), Reason: ReasonGone}}, nil
+	}
+	return out, nil
+}
+
+// catchUp reads the next page of the log, and turns s live once it has read up to where
+// the fan-out started.
+func (s *Subscription) catchUp(ctx context.Context) ([]*Event, error) {
+	f := s.feed
+	evs, err := f.catchUps.read(ctx, s.runID, s.after, s.joinedAs)
+	if err != nil {
+		return nil, err
+	}
+	out := s.take(evs)
+	if s.done {
+		return out, nil
+	}
+	if len(evs) < logPage {
+		f.mu.Lock()
+		fl := f.runs[s.runID]
+		switch {
+		case s.gone:
+			s.live = true // nothing comes after the log but the end
+		case !s.joined || fl == nil:
+			// Dropped while reading: join again and read on.
+		case fl.pos == "":
+			// The loop has not looked where the stream ends yet: it signals s when it has.
+			f.mu.Unlock()
+			return out, nil
+		case CompareIDs(s.after, fl.start) >= 0:
+			s.live = true
+		}
+		f.mu.Unlock()
+	}
+	s.signal()
+	return out, nil
+}
+
+// take returns the events of evs after s.after, up to the terminal one, and moves s.after.
+// evs are in order, so they are a window of it.
+func (s *Subscription) take(evs []*Event) []*Event {
+	i := 0
+	for i < len(evs) && s.after != "" && CompareIDs(evs[i].ID, s.after) <= 0 {
+		i++ // already handed out, from the log
+	}
+	evs = evs[i:]
+	for j, e := range evs {
+		s.after = e.ID
+		if e.Terminal() {
+			s.done = true
+			return evs[:j+1]
+		}
+	}
+	return evs
+}
+
+// Close ends the subscription.
+func (s *Subscription) Close() {
+	f := s.feed
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if s.closed {
 		return
 	}
-	if _, ok := fl.subs[s]; !ok {
+	s.closed = true
+	f.open.Add(-1)
+	f.leave(s)
+}
+
+// leave removes s from the fan-out, with f.mu held.
+func (f *Feed) leave(s *Subscription) {
+	if !s.joined {
 		return
 	}
+	s.joined = false
+	s.queue = nil
+	fl := f.runs[s.runID]
 	delete(fl.subs, s)
 	if len(fl.subs) == 0 {
 		delete(f.runs, s.runID)
 	}
 }
 
-// Subscribers returns how many subscriptions are open, for metrics.
-func (f *Feed) Subscribers() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	n := 0
-	for _, fl := range f.runs {
-		n += len(fl.subs)
+// Watch calls yield with every event of run after the entry ID after, in order, until the
+// run's terminal event (included), ctx ends, or yield returns an error. Nothing is missed:
+// the log covers what happened before, the live feed what happens after.
+func (f *Feed) Watch(ctx context.Context, runID, after string, yield func(*Event) error) error {
+	s := f.Subscribe(runID, after)
+	defer s.Close()
+	for {
+		evs, err := s.Next(ctx)
+		if err != nil {
+			return err
+		}
+		for _, e := range evs {
+			if err := yield(e); err != nil {
+				return err
+			}
+			if e.Terminal() {
+				return nil
+			}
+		}
+		select {
+		case <-s.Ready():
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-f.stop:
+			return Unavailable("shutting down", nil)
+		}
 	}
-	return n
 }
+
+// Subscribers returns how many subscriptions are open, for metrics.
+func (f *Feed) Subscribers() int { return int(f.open.Load()) }
 
 func (f *Feed) loop() {
 	defer f.wg.Done()
 	wakePos := "$"
 	backoff := 100 * time.Millisecond
+	checked := time.Now()
 	for {
 		select {
 		case <-f.stop:
 			return
 		default:
 		}
-		f.mu.Lock()
-		streams := []string{f.wake}
-		ids := []string{wakePos}
-		for id, fl := range f.runs {
-			streams = append(streams, keyEvents(id))
-			ids = append(ids, fl.pos)
+		err := f.locate()
+		if err == nil && time.Since(checked) >= goneEvery {
+			err = f.checkGone()
+			checked = time.Now()
 		}
-		f.mu.Unlock()
-		res, err := f.rdb.XRead(context.Background(), &redis.XReadArgs{
-			Streams: append(streams, ids...), Block: 2 * time.Second, Count: 1000,
-		}).Result()
-		if errors.Is(err, redis.Nil) {
-			continue
+		var res []redis.XStream
+		if err == nil {
+			f.mu.Lock()
+			streams := []string{f.wake}
+			ids := []string{wakePos}
+			for id, fl := range f.runs {
+				if fl.pos != "" {
+					streams = append(streams, keyEvents(id))
+					ids = append(ids, fl.pos)
+				}
+			}
+			f.mu.Unlock()
+			// Blocking no longer than goneEvery keeps the check above on time.
+			res, err = f.rdb.XRead(context.Background(), &redis.XReadArgs{
+				Streams: append(streams, ids...), Block: goneEvery, Count: readCount,
+			}).Result()
+			if errors.Is(err, redis.Nil) {
+				continue
+			}
 		}
 		if err != nil {
 			f.logger.Warn("feed: cannot read run events", "err", err)
@@ -230,11 +370,93 @@ func (f *Feed) loop() {
 	}
 }
 
+// locate looks up where the streams of newly followed runs end: the fan-out of each starts
+// there, and its subscriptions read the log up to there.
+func (f *Feed) locate() error {
+	f.mu.Lock()
+	var ids []string
+	for id, fl := range f.runs {
+		if fl.pos == "" {
+			ids = append(ids, id)
+		}
+	}
+	f.mu.Unlock()
+	if len(ids) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	p := f.rdb.Pipeline()
+	cmds := make([]*redis.XMessageSliceCmd, len(ids))
+	for i, id := range ids {
+		cmds[i] = p.XRevRangeN(ctx, keyEvents(id), "+", "-", 1)
+	}
+	if _, err := p.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i, id := range ids {
+		fl, ok := f.runs[id]
+		if !ok || fl.pos != "" {
+			continue
+		}
+		fl.pos = "0-0"
+		if last := cmds[i].Val(); len(last) == 1 {
+			fl.pos = last[0].ID
+		}
+		fl.start = fl.pos
+		for s := range fl.subs {
+			s.signal()
+		}
+	}
+	return nil
+}
+
+// checkGone ends the subscriptions of every followed run whose record is no longer in
+// Redis: a Redis restarted without persistence, a flush, an expiry. The stream of such a
+// run would otherwise stay silent for ever.
+func (f *Feed) checkGone() error {
+	f.mu.Lock()
+	ids := make([]string, 0, len(f.runs))
+	for id := range f.runs {
+		ids = append(ids, id)
+	}
+	f.mu.Unlock()
+	if len(ids) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	p := f.rdb.Pipeline()
+	cmds := make([]*redis.IntCmd, len(ids))
+	for i, id := range ids {
+		cmds[i] = p.Exists(ctx, keyRun(id))
+	}
+	if _, err := p.Exec(ctx); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i, id := range ids {
+		fl, ok := f.runs[id]
+		if !ok || cmds[i].Val() != 0 {
+			continue
+		}
+		for s := range fl.subs {
+			s.gone, s.joined = true, false
+			s.signal()
+		}
+		delete(f.runs, id)
+	}
+	return nil
+}
+
 func (f *Feed) publish(stream string, msgs []redis.XMessage) {
-	evs := decodeMessages(msgs)
 	if len(msgs) == 0 {
 		return
 	}
+	evs := decodeMessages(msgs)
 	runID := stream[len(keyPrefix+"run:") : len(stream)-len(":events")]
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -243,16 +465,16 @@ func (f *Feed) publish(stream string, msgs []redis.XMessage) {
 		return
 	}
 	fl.pos = msgs[len(msgs)-1].ID
-	for _, e := range evs {
-		for s := range fl.subs {
-			select {
-			case s.c <- e:
-			default:
-				// Too slow: drop it; it catches up from the log.
-				delete(fl.subs, s)
-				close(s.c)
-			}
+	for s := range fl.subs {
+		if len(s.queue)+len(evs) > maxQueued {
+			// Too far behind: drop it from the fan-out; it catches up from the log.
+			delete(fl.subs, s)
+			s.joined, s.queue = false, nil
+			f.dropped.Inc()
+		} else {
+			s.queue = append(s.queue, evs...)
 		}
+		s.signal()
 	}
 	if len(fl.subs) == 0 {
 		delete(f.runs, runID)

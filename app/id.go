@@ -3,7 +3,6 @@ package app
 import (
 	"crypto/rand"
 	"strconv"
-	"strings"
 
 	"github.com/oklog/ulid/v2"
 )
@@ -11,13 +10,21 @@ import (
 // NewRunID returns a new run ID: a ULID, URL-safe, time-sortable and free of '-'.
 func NewRunID() string { return ulid.MustNew(ulid.Now(), rand.Reader).String() }
 
-// TaskID returns the ID of task index of run runID.
-func TaskID(runID string, index int) string { return runID + "-" + strconv.Itoa(index) }
+// TaskSeparator joins a run ID and a task index into a task ID. It is not '-': asynqmon shows
+// an ID only up to its first '-', which would show every task of a run as the run.
+const TaskSeparator = "."
 
-// ParseTaskID splits a task ID into its run ID and index.
+// TaskID returns the ID of task index of run runID: "<run ID>.<index>".
+func TaskID(runID string, index int) string { return runID + TaskSeparator + strconv.Itoa(index) }
+
+// ParseTaskID splits a task ID into its run ID and index. The older form "<run ID>-<index>",
+// which links shared before keep, is read too.
 func ParseTaskID(id string) (runID string, index int, ok bool) {
-	runID, idx, found := strings.Cut(id, "-")
-	if !found || !ValidRunID(runID) {
+	if len(id) <= ulid.EncodedSize || (id[ulid.EncodedSize] != TaskSeparator[0] && id[ulid.EncodedSize] != '-') {
+		return "", 0, false
+	}
+	runID, idx := id[:ulid.EncodedSize], id[ulid.EncodedSize+1:]
+	if !ValidRunID(runID) {
 		return "", 0, false
 	}
 	index, err := strconv.Atoi(idx)

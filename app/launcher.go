@@ -29,7 +29,8 @@ type Launcher struct {
 
 	mu       sync.Mutex
 	local    map[string]context.CancelCauseFunc
-	canceled sync.Map // run ID → when this process heard it was canceled
+	serving  map[string]*asynq.ServerInfo // this process's asynq servers, by ID
+	canceled sync.Map                     // run ID → when this process heard it was canceled
 
 	ctx    context.Context // ends on shutdown; parent of every local run
 	cancel context.CancelCauseFunc
@@ -42,6 +43,7 @@ func newLauncher(c *Core) *Launcher {
 		client:    asynq.NewClientFromRedisClient(c.Redis.Client),
 		inspector: asynq.NewInspectorFromRedisClient(c.Redis.Client),
 		local:     make(map[string]context.CancelCauseFunc),
+		serving:   make(map[string]*asynq.ServerInfo),
 		ctx:       ctx, cancel: cancel}
 }
 
@@ -50,7 +52,7 @@ func (l *Launcher) Inspector() *asynq.Inspector { return l.inspector }
 
 func (l *Launcher) start(ctx context.Context) error {
 	if err := l.c.Runs.Heartbeat(ctx, l.c.ProcID); err != nil {
-		return Unavailable("Redis is unreachable", err)
+		return Unavailable("cannot record this process's heartbeat", err)
 	}
 	l.sweep(ctx)
 	sub := l.c.Redis.Client.Subscribe(ctx, keyCancel)
@@ -173,33 +175,79 @@ func (l *Launcher) failToStart(ctx context.Context, r *Run, cause error) {
 	}
 }
 
-// enqueue puts the run's tasks on the queue, from a few goroutines to save round trips.
-// On failure it deletes what it enqueued, so no task of a failed launch ever runs.
-func (l *Launcher) enqueue(ctx context.Context, r *Run) error {
-	cfg := l.c.Config
-	ref := refOf(r)
-	ref.Queue = cfg.Queue
+// taskFanOut is how many goroutines enqueue or delete a distributed run's tasks: asynq
+// takes one call per task, and the calls' round trips overlap.
+const taskFanOut = 8
+
+// eachTask calls f for the indexes 0…n−1 from taskFanOut goroutines, until ctx ends or f
+// fails; it returns the first error.
+func eachTask(ctx context.Context, n int, f func(ctx context.Context, i int) error) error {
 	g, gctx := errgroup.WithContext(ctx)
-	const workers = 8
-	for w := range workers {
+	for w := range taskFanOut {
 		g.Go(func() error {
-			for i := w; i < r.Tasks; i += workers {
-				t := NewFetchTask(ref, i, cfg.Queue, cfg.MaxRetry, cfg.RunRetention)
-				if _, err := l.client.EnqueueContext(gctx, t); err != nil {
+			for i := w; i < n; i += taskFanOut {
+				if err := gctx.Err(); err != nil {
+					return err
+				}
+				if err := f(gctx, i); err != nil {
 					return err
 				}
 			}
 			return nil
 		})
 	}
-	err := g.Wait()
+	return g.Wait()
+}
+
+// enqueue puts the run's tasks on the queue. On failure it deletes what it enqueued, so no
+// task of a failed launch ever runs.
+func (l *Launcher) enqueue(ctx context.Context, r *Run) error {
+	cfg := l.c.Config
+	ref := refOf(r)
+	ref.Queue = cfg.Queue
+	enqueued := make([]bool, r.Tasks) // each index written by one goroutine only
+	err := l.c.Redis.Client.SAdd(ctx, asynqQueuesKey, cfg.Queue).Err()
+	if err != nil {
+		return Unavailable("cannot enqueue the run's tasks", err)
+	}
+	err = eachTask(ctx, r.Tasks, func(ctx context.Context, i int) error {
+		t := NewFetchTask(ref, i, cfg.Queue, cfg.MaxRetry, cfg.RunRetention)
+		if _, err := l.client.EnqueueContext(ctx, t); err != nil {
+			return err
+		}
+		enqueued[i] = true
+		return nil
+	})
 	if err == nil {
 		return nil
 	}
-	for i := range r.Tasks {
-		l.inspector.DeleteTask(cfg.Queue, TaskID(r.ID, i))
+	// Whatever ended the launch (its deadline, say), the undo gets a bound of its own.
+	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if uerr := l.deleteTasks(uctx, r, enqueued); uerr != nil {
+		l.c.Logger.WarnContext(ctx, "cannot delete the tasks of a launch that failed", "run", r.ID, "err", uerr)
 	}
-	return Unavailable("cannot enqueue the run's tasks: Redis is unreachable", err)
+	return Unavailable("cannot enqueue the run's tasks", err)
+}
+
+// deleteTasks removes from the queue the tasks of r whose index is marked in which (every
+// task when which is nil); active tasks, which cannot be deleted, are canceled. It stops
+// at the first failure other than a task already gone.
+func (l *Launcher) deleteTasks(ctx context.Context, r *Run, which []bool) error {
+	q := l.c.Config.Queue
+	return eachTask(ctx, r.Tasks, func(_ context.Context, i int) error {
+		if which != nil && !which[i] {
+			return nil
+		}
+		id := TaskID(r.ID, i)
+		err := l.inspector.DeleteTask(q, id) // no context: bounded by the connection timeouts
+		if err == nil || errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) {
+			return nil
+		}
+		// An active task cannot be deleted: cancel it instead. If Redis is the cause, this
+		// fails too, and ends the deletion.
+		return l.inspector.CancelProcessing(id)
+	})
 }
 
 // Capacity is the total concurrency of the live asynq servers that serve the queue.
@@ -228,7 +276,23 @@ func CapacityOf(servers []*asynq.ServerInfo) Capacity {
 	return c
 }
 
-// Servers lists the live asynq servers that serve the queue.
+// Serving records that srv, an asynq server of this process as asynq listed it, takes the
+// queue's tasks until the returned func is called; Servers counts it live meanwhile, listed
+// in Redis or not. asynq lists a server only on its heartbeat, every 5 s: a Redis that comes
+// back empty would show no worker for that long, while this one already takes tasks.
+func (l *Launcher) Serving(srv *asynq.ServerInfo) (stopped func()) {
+	l.mu.Lock()
+	l.serving[srv.ID] = srv
+	l.mu.Unlock()
+	return func() {
+		l.mu.Lock()
+		delete(l.serving, srv.ID)
+		l.mu.Unlock()
+	}
+}
+
+// Servers lists the live asynq servers that serve the queue: those Redis lists, and this
+// process's own (see Serving).
 func (l *Launcher) Servers(ctx context.Context) ([]*asynq.ServerInfo, error) {
 	type result struct {
 		s   []*asynq.ServerInfo
@@ -243,17 +307,28 @@ func (l *Launcher) Servers(ctx context.Context) ([]*asynq.ServerInfo, error) {
 	select {
 	case res = <-ch:
 	case <-ctx.Done():
-		return nil, Unavailable("cannot list workers: Redis did not answer", ctx.Err())
+		return nil, Unavailable("cannot list workers", ctx.Err())
 	}
 	if res.err != nil {
-		return nil, Unavailable("cannot list workers: Redis is unreachable", res.err)
+		return nil, Unavailable("cannot list workers", res.err)
 	}
 	var live []*asynq.ServerInfo
+	listed := map[string]bool{}
 	for _, s := range res.s {
+		listed[s.ID] = true
 		if _, ok := s.Queues[l.c.Config.Queue]; ok && s.Status != "closed" && s.Status != "stopped" {
 			live = append(live, s)
 		}
 	}
+	l.mu.Lock()
+	for id, s := range l.serving {
+		if !listed[id] {
+			own := *s
+			own.ActiveWorkers = nil // unknown until asynq lists it again
+			live = append(live, &own)
+		}
+	}
+	l.mu.Unlock()
 	slices.SortFunc(live, func(a, b *asynq.ServerInfo) int { return a.Started.Compare(b.Started) })
 	return live, nil
 }
@@ -324,7 +399,7 @@ func (l *Launcher) runTask(ctx context.Context, t TaskPayload, w Worker) {
 			return
 		}
 		select {
-		case <-time.After(l.c.Config.RetryDelay):
+		case <-time.After(l.c.Config.RetryWait(attempt)):
 		case <-ctx.Done():
 			return
 		}
@@ -332,7 +407,8 @@ func (l *Launcher) runTask(ctx context.Context, t TaskPayload, w Worker) {
 }
 
 // Cancel ends a running run: the record first, so nothing counts after it, then its tasks:
-// local ones through their owner, distributed ones deleted from the queue or canceled.
+// local ones through their owner, distributed ones deleted from the queue or canceled (in
+// the background).
 func (l *Launcher) Cancel(ctx context.Context, id string) (*Run, error) {
 	r, err := l.c.Runs.Get(ctx, id)
 	if err != nil {
@@ -353,22 +429,19 @@ func (l *Launcher) Cancel(ctx context.Context, id string) (*Run, error) {
 		l.c.Logger.WarnContext(ctx, "cannot publish cancel", "run", id, "err", err)
 	}
 	if !r.Mode.Local() {
-		l.cancelTasks(r)
+		// A big run's tasks take seconds to remove: the answer need not wait for it, since
+		// nothing counts after the record says canceled.
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			dctx, cancel := context.WithTimeout(l.ctx, time.Minute)
+			defer cancel()
+			if err := l.deleteTasks(dctx, r, nil); err != nil {
+				l.c.Logger.WarnContext(ctx, "cannot remove a canceled run's tasks from the queue", "run", r.ID, "err", err)
+			}
+		}()
 	}
 	return l.c.Runs.Get(ctx, id)
-}
-
-// cancelTasks removes a distributed run's tasks from the queue and cancels the active ones.
-func (l *Launcher) cancelTasks(r *Run) {
-	q := l.c.Config.Queue
-	for i := range r.Tasks {
-		id := TaskID(r.ID, i)
-		err := l.inspector.DeleteTask(q, id)
-		if err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
-			// Active tasks cannot be deleted: cancel them instead.
-			l.inspector.CancelProcessing(id)
-		}
-	}
 }
 
 func (l *Launcher) cancelLocal(id string) {

@@ -13,6 +13,10 @@ type Metrics struct {
 	RunDuration  *prometheus.HistogramVec
 	TaskDuration prometheus.Histogram
 	QueueWait    prometheus.Histogram
+	// ViewersDropped counts event-stream viewers dropped: "behind" from the live fan-out
+	// (they catch up from the log), "stalled" from their connection (they accepted nothing
+	// for the stream write timeout).
+	ViewersDropped *prometheus.CounterVec
 }
 
 func newMetrics() *Metrics {
@@ -33,8 +37,12 @@ func newMetrics() *Metrics {
 			Name: "taskrace_task_queue_wait_seconds", Help: "Time from a run's launch to each of its tasks starting.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 18),
 		}),
+		ViewersDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "taskrace_stream_viewers_dropped_total",
+			Help: "Event-stream viewers dropped: behind = from the live fan-out, to catch up from the log; stalled = disconnected after accepting nothing for STREAM_WRITE_TIMEOUT.",
+		}, []string{"reason"}),
 	}
-	m.Registry.MustRegister(m.RunsTotal, m.RunDuration, m.TaskDuration, m.QueueWait,
+	m.Registry.MustRegister(m.RunsTotal, m.RunDuration, m.TaskDuration, m.QueueWait, m.ViewersDropped,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

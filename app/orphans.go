@@ -48,7 +48,7 @@ func (c *Core) MarkOrphans(ctx context.Context, p *Projection) error {
 		leases[i] = pipe.ZScore(ctx, asynqLeaseKey(c.Config.Queue), t.ID)
 	}
 	if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
-		return Unavailable("cannot check the workers: Redis is unreachable", err)
+		return Unavailable("cannot check the workers", err)
 	}
 	expiry := make(map[string]time.Time, len(held))
 	for i, t := range held {

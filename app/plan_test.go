@@ -146,11 +146,19 @@ func TestIDs(t *testing.T) {
 	if strings.Contains(id, "-") || !ValidRunID(id) {
 		t.Fatalf("run ID %q has a '-' or is invalid", id)
 	}
+	if tid := TaskID(id, 42); strings.Contains(tid, "-") || tid != id+".42" {
+		t.Errorf("TaskID = %q: asynqmon would cut it at its '-'", tid)
+	}
 	run, idx, ok := ParseTaskID(TaskID(id, 42))
 	if !ok || run != id || idx != 42 {
 		t.Errorf("ParseTaskID(TaskID) = %q, %d, %v", run, idx, ok)
 	}
-	for _, bad := range []string{"", "x-1", id, id + "-", id + "-01", id + "--1", id + "-a", "../" + id + "-1"} {
+	// The older form, in links shared before, still reads.
+	if run, idx, ok := ParseTaskID(id + "-7"); !ok || run != id || idx != 7 {
+		t.Errorf("ParseTaskID(old form) = %q, %d, %v", run, idx, ok)
+	}
+	for _, bad := range []string{"", "x-1", id, id + "-", id + ".", id + "-01", id + ".01", id + "--1", id + "..1", id + "-a",
+		id + "_1", id + ".-1", "../" + id + "-1", id[:25] + "!.1"} {
 		if _, _, ok := ParseTaskID(bad); ok {
 			t.Errorf("ParseTaskID(%q) accepted", bad)
 		}

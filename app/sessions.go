@@ -34,7 +34,7 @@ func (s *Sessions) Create(ctx context.Context, secret string, ttl time.Duration)
 	rand.Read(b)
 	token := base64.RawURLEncoding.EncodeToString(b)
 	if err := s.rdb.Set(ctx, keySession(secret, token), 1, ttl).Err(); err != nil {
-		return "", Unavailable("Redis is unreachable: cannot sign in now", err)
+		return "", Unavailable("cannot sign in now", err)
 	}
 	return token, nil
 }
@@ -54,7 +54,7 @@ func (s *Sessions) Revoke(ctx context.Context, secret, token string) error {
 		return nil
 	}
 	if err := s.rdb.Del(ctx, keySession(secret, token)).Err(); err != nil && !errors.Is(err, redis.Nil) {
-		return Unavailable("Redis is unreachable: cannot sign out now", err)
+		return Unavailable("cannot sign out now", err)
 	}
 	return nil
 }

@@ -104,7 +104,7 @@ func (s *RunStore) Create(ctx context.Context, r *Run) error {
 		return Errorf(ETooMany, "%d runs are already running, the most allowed (MAX_ACTIVE_RUNS); wait for one to end", s.maxActive)
 	}
 	if err != nil {
-		return Unavailable("cannot save the run: Redis is unreachable", err)
+		return Unavailable("cannot save the run", err)
 	}
 	return nil
 }
@@ -177,7 +177,7 @@ func (s *RunStore) Pin(ctx context.Context, id string, pinned bool) error {
 	}
 	n, err := pinScript.Run(ctx, s.rdb, []string{keyRun(id), keyEvents(id), keyDone(id)}, flag, s.retentionSecs()).Int()
 	if err != nil {
-		return Unavailable("cannot pin the run: Redis is unreachable", err)
+		return Unavailable("cannot pin the run", err)
 	}
 	if n == 0 {
 		return Errorf(ENotFound, "run %s not found (it may have expired)", id)
@@ -192,7 +192,7 @@ func (s *RunStore) Delete(ctx context.Context, id string) error {
 	p.ZRem(ctx, keyRuns, id)
 	p.SRem(ctx, keyActive, id)
 	if _, err := p.Exec(ctx); err != nil {
-		return Unavailable("cannot delete the run: Redis is unreachable", err)
+		return Unavailable("cannot delete the run", err)
 	}
 	if del.Val() == 0 {
 		return Errorf(ENotFound, "run %s not found", id)
@@ -209,7 +209,7 @@ func (s *RunStore) Get(ctx context.Context, id string) (*Run, error) {
 	h := p.HGetAll(ctx, keyRun(id))
 	n := p.SCard(ctx, keyDone(id))
 	if _, err := p.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return nil, Unavailable("cannot read the run: Redis is unreachable", err)
+		return nil, Unavailable("cannot read the run", err)
 	}
 	if len(h.Val()) == 0 {
 		return nil, Errorf(ENotFound, "run %s not found (it may have expired)", id)
@@ -261,7 +261,7 @@ func (s *RunStore) List(ctx context.Context, q ListQuery) ([]*Run, string, error
 	for scanned := 0; scanned < maxScan; {
 		ids, err := s.rdb.ZRevRangeByLex(ctx, keyRuns, &redis.ZRangeBy{Max: max, Min: "-", Count: batch}).Result()
 		if err != nil {
-			return nil, "", Unavailable("cannot list runs: Redis is unreachable", err)
+			return nil, "", Unavailable("cannot list runs", err)
 		}
 		if len(ids) == 0 {
 			return runs, "", nil
@@ -307,7 +307,7 @@ func (s *RunStore) getMany(ctx context.Context, ids []string) ([]*Run, error) {
 		ns[i] = p.SCard(ctx, keyDone(id))
 	}
 	if _, err := p.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return nil, Unavailable("cannot read runs: Redis is unreachable", err)
+		return nil, Unavailable("cannot read runs", err)
 	}
 	runs := make([]*Run, len(ids))
 	var gone []any
@@ -338,7 +338,7 @@ func (s *RunStore) Baseline(ctx context.Context, r *Run) (*Run, error) {
 func (s *RunStore) ActiveCount(ctx context.Context) (int, error) {
 	n, err := s.rdb.SCard(ctx, keyActive).Result()
 	if err != nil {
-		return 0, Unavailable("cannot count active runs: Redis is unreachable", err)
+		return 0, Unavailable("cannot count active runs", err)
 	}
 	return int(n), nil
 }
@@ -400,6 +400,11 @@ type TaskResult struct {
 	Error      string   `json:"error,omitempty"`
 	Worker     *Worker  `json:"worker,omitempty"`
 }
+
+// asynqQueuesKey is asynq's set of queue names, which its Inspector and the monitor list
+// queues from. asynq's client adds a queue to it on its first enqueue only, and remembers
+// that it did: after Redis restarts empty, the launcher adds it again itself.
+const asynqQueuesKey = "asynq:queues"
 
 // asynqTaskKey is where asynq keeps a task (its layout since v0.18; what its ResultWriter
 // writes into).

@@ -147,17 +147,13 @@ type Reader struct {
 	ix index
 
 	subMu sync.Mutex
-	subs  map[*subscription]struct{}
+	subs  map[*Subscription]struct{}
 	pos   string        // last stream ID read; under subMu
 	moved chan struct{} // closed, and replaced, whenever pos moves; under subMu
 
 	stop chan struct{}
 	done chan struct{}
 	once sync.Once
-}
-
-type subscription struct {
-	c chan *Event
 }
 
 const (
@@ -190,7 +186,7 @@ func NewReader(redisOpt asynq.RedisConnOpt, opts ReaderOptions) (*Reader, error)
 		opts.Logger = slog.Default()
 	}
 	r := &Reader{rdb: rdb, block: block, keys: keys{opts.Prefix}, opts: opts, logger: opts.Logger,
-		ready: make(chan struct{}), subs: map[*subscription]struct{}{}, moved: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
+		ready: make(chan struct{}), subs: map[*Subscription]struct{}{}, moved: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
 	r.ix = newIndex(opts.MaxTasks)
 	go r.loop()
 	return r, nil
@@ -205,8 +201,9 @@ func (r *Reader) Close() error {
 		r.subMu.Lock()
 		for s := range r.subs {
 			close(s.c)
+			s.signal()
 		}
-		r.subs = map[*subscription]struct{}{}
+		r.subs = map[*Subscription]struct{}{}
 		r.subMu.Unlock()
 	})
 	return r.rdb.Close()
@@ -304,74 +301,159 @@ func (r *Reader) Totals(ctx context.Context) (*Stats, error) {
 
 // Watch calls yield with every fact q selects (nil: all) after the stream entry ID after,
 // in order, until ctx ends or yield returns an error. An empty after starts at the facts
-// that follow the call. Nothing is missed: the stream covers what came before, the live
-// feed what comes after; a subscriber too slow for the feed catches up from the stream.
+// that follow the call. It is Subscribe and Next in a loop.
 func (r *Reader) Watch(ctx context.Context, q *Query, after string, yield func(*Event) error) error {
-	if err := r.await(ctx); err != nil {
+	s, err := r.Subscribe(ctx, q, after)
+	if err != nil {
 		return err
 	}
+	defer s.Close()
 	for {
-		s, pos := r.subscribe()
-		if after == "" {
-			after = pos
-		}
-		done, err := r.drain(ctx, s, q, &after, yield)
-		r.unsubscribe(s)
-		if done || err != nil {
+		evs, err := s.Next(ctx)
+		if err != nil {
 			return err
+		}
+		for _, e := range evs {
+			if err := yield(e); err != nil {
+				return err
+			}
+		}
+		if len(evs) > 0 {
+			continue
+		}
+		select {
+		case <-s.Ready():
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 	}
 }
 
-func (r *Reader) drain(ctx context.Context, s *subscription, q *Query, after *string, yield func(*Event) error) (bool, error) {
-	for {
-		msgs, err := r.rdb.XRangeN(ctx, r.keys.facts(), "("+*after, "+", readChunk).Result()
-		if err != nil && !errors.Is(err, redis.Nil) {
-			if ctx.Err() != nil {
-				return true, ctx.Err()
-			}
-			return true, errors.Join(ErrUnavailable, err)
-		}
-		for _, m := range msgs {
-			f := factOf(m)
-			*after = m.ID
-			if f == nil {
-				continue
-			}
-			if e := eventOf(f); q.Match(e.task()) {
-				if err := yield(e); err != nil {
-					return true, err
-				}
-			}
-		}
-		if len(msgs) < readChunk {
-			break
-		}
+// Subscription is one watcher's place in the stream of facts. Next hands out every fact
+// its query selects after the position it started from, in order and each once: from the
+// stream while the watcher is behind, from the reader's live feed once it has caught up. A
+// watcher too slow for the feed is dropped from it and catches up from the stream. It is
+// used by one goroutine, and holds none of its own.
+type Subscription struct {
+	r      *Reader
+	q      *Query
+	after  string // the last fact handed out, or passed over
+	behind bool   // the stream holds facts after `after` that the feed will not deliver
+	c      chan *Event
+	ready  chan struct{}
+	closed bool
+}
+
+// Subscribe starts a subscription to the facts q selects (nil: all) after the stream entry
+// ID after; an empty after starts at the facts that follow the call. It waits for the
+// reader to have read the stream (see Sync) only when it has just started. Close ends it.
+func (r *Reader) Subscribe(ctx context.Context, q *Query, after string) (*Subscription, error) {
+	if err := r.await(ctx); err != nil {
+		return nil, err
 	}
+	s := &Subscription{r: r, q: q, after: after, ready: make(chan struct{}, 1)}
+	s.join()
+	return s, nil
+}
+
+// join puts s on the live feed; facts after the feed's position come through it.
+func (s *Subscription) join() {
+	s.c = make(chan *Event, subBuffer)
+	r := s.r
+	r.subMu.Lock()
+	r.subs[s] = struct{}{}
+	pos := r.pos
+	r.subMu.Unlock()
+	if s.after == "" {
+		s.after = pos
+	}
+	// What the stream holds up to the feed's position is read from the stream.
+	s.behind = pos != "" && compareIDs(s.after, pos) < 0
+	s.signal()
+}
+
+// Ready is signalled when Next may have more.
+func (s *Subscription) Ready() <-chan struct{} { return s.ready }
+
+func (s *Subscription) signal() {
+	select {
+	case s.ready <- struct{}{}:
+	default:
+	}
+}
+
+// Next returns the facts ready to be handed out, none if nothing is: then wait for Ready.
+// It waits for nothing but a read of the stream while the watcher is behind.
+func (s *Subscription) Next(ctx context.Context) ([]*Event, error) {
+	if s.closed {
+		return nil, ErrUnavailable
+	}
+	if s.behind {
+		return s.catchUp(ctx)
+	}
+	var out []*Event
 	for {
 		select {
 		case e, ok := <-s.c:
 			if !ok {
 				select {
-				case <-r.stop:
-					return true, ErrUnavailable
+				case <-s.r.stop:
+					return out, ErrUnavailable
 				default:
-					return false, nil // dropped for being slow: catch up from the stream
 				}
+				s.join() // dropped for being slow: catch up from the stream
+				return out, nil
 			}
-			if compareIDs(e.ID, *after) <= 0 {
-				continue
+			if compareIDs(e.ID, s.after) <= 0 {
+				continue // handed out from the stream already
 			}
-			*after = e.ID
-			if q.Match(e.task()) {
-				if err := yield(e); err != nil {
-					return true, err
-				}
+			s.after = e.ID
+			if s.q.Match(e.task()) {
+				out = append(out, e)
 			}
-		case <-ctx.Done():
-			return true, ctx.Err()
+			if len(out) == readChunk {
+				s.signal()
+				return out, nil
+			}
+		default:
+			return out, nil
 		}
 	}
+}
+
+func (s *Subscription) catchUp(ctx context.Context) ([]*Event, error) {
+	msgs, err := s.r.rdb.XRangeN(ctx, s.r.keys.facts(), "("+s.after, "+", readChunk).Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, errors.Join(ErrUnavailable, err)
+	}
+	var out []*Event
+	for _, m := range msgs {
+		s.after = m.ID
+		if f := factOf(m); f != nil {
+			if e := eventOf(f); s.q.Match(e.task()) {
+				out = append(out, e)
+			}
+		}
+	}
+	// Caught up once a read comes back short: what follows comes through the feed, which
+	// skips what the stream handed out already.
+	s.behind = len(msgs) == readChunk
+	s.signal()
+	return out, nil
+}
+
+// Close ends the subscription.
+func (s *Subscription) Close() {
+	if s.closed {
+		return
+	}
+	s.closed = true
+	s.r.subMu.Lock()
+	delete(s.r.subs, s)
+	s.r.subMu.Unlock()
 }
 
 func eventOf(f *Fact) *Event { return &Event{Fact: *f, State: f.State()} }
@@ -380,20 +462,6 @@ func eventOf(f *Fact) *Event { return &Event{Fact: *f, State: f.State()} }
 func (e *Event) task() *Task {
 	return &Task{Queue: e.Queue, ID: e.TaskID, Type: e.Type, State: e.State, Attempts: e.Attempt,
 		Worker: e.Worker, Error: e.Error}
-}
-
-func (r *Reader) subscribe() (*subscription, string) {
-	s := &subscription{c: make(chan *Event, subBuffer)}
-	r.subMu.Lock()
-	defer r.subMu.Unlock()
-	r.subs[s] = struct{}{}
-	return s, r.pos
-}
-
-func (r *Reader) unsubscribe(s *subscription) {
-	r.subMu.Lock()
-	defer r.subMu.Unlock()
-	delete(r.subs, s)
 }
 
 // Subscribers is how many watchers are following, for metrics.
@@ -515,8 +583,12 @@ func (r *Reader) apply(msgs []redis.XMessage, pos string) {
 			default:
 				delete(r.subs, s) // too slow: it catches up from the stream
 				close(s.c)
+				s.signal()
 			}
 		}
+	}
+	for s := range r.subs {
+		s.signal()
 	}
 }
 

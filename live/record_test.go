@@ -426,3 +426,50 @@ func TestPanicIsRecorded(t *testing.T) {
 		t.Errorf("p1: %+v", task)
 	}
 }
+
+// A subscriber that does not keep up is dropped from the live feed and catches up from the
+// stream: it still gets every fact once, in order.
+func TestSlowSubscriberMissesNothing(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	rec := e.recorder(live.Options{})
+	s, err := e.reader.Subscribe(t.Context(), nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	const n = 3000 // past what the feed buffers for a subscriber
+	for i := range n {
+		rec.Start(live.Info{Queue: "slow", ID: strconv.Itoa(i), Type: "slow"}).End(t.Context(), nil)
+	}
+	rec.Flush(t.Context())
+	if err := e.reader.Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	for len(got) < n {
+		evs, err := s.Next(ctx)
+		if err != nil {
+			t.Fatalf("after %d facts: %v", len(got), err)
+		}
+		for _, ev := range evs {
+			if ev.Kind == live.KindEnded {
+				got = append(got, ev.TaskID)
+			}
+		}
+		if len(evs) == 0 {
+			select {
+			case <-s.Ready():
+			case <-ctx.Done():
+				t.Fatalf("waited for facts after %d", len(got))
+			}
+		}
+	}
+	for i, id := range got {
+		if id != strconv.Itoa(i) {
+			t.Fatalf("fact %d is of task %s: out of order or repeated", i, id)
+		}
+	}
+}

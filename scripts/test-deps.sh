@@ -2,7 +2,7 @@
 # Installs what the tests need and this machine lacks, so that `make test` passes on a fresh
 # clone: redis-server and Chromium from Debian's packages (as root, or through sudo), any
 # further Debian packages named as arguments, and the npm packages the tests read
-# (axe-core, Redocly CLI) when node_modules is missing or older than package-lock.json.
+# (axe-core, Redocly CLI) when node_modules does not hold what package-lock.json lists.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -37,6 +37,6 @@ if ((${#missing[@]})); then
 	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
+if ! npm ls --all >/dev/null 2>&1; then
 	npm ci --no-audit --no-fund
 fi

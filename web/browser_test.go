@@ -562,8 +562,10 @@ func newCutter(t *testing.T, target string) (*cutter, string) {
 			cancel()
 		}()
 		proxy.ServeHTTP(w, r.WithContext(ctx))
-		// Returning while the body is cut mid-stream: the browser sees the stream break.
-		panic(http.ErrAbortHandler)
+		if ctx.Err() != nil {
+			// Cut mid-stream: abort, so the browser sees the stream break.
+			panic(http.ErrAbortHandler)
+		}
 	})}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

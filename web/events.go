@@ -1,10 +1,8 @@
 package web
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -18,13 +16,17 @@ import (
 // shares the events the feed fans out, so each is rendered once for all of them.
 const sseFrame = "sse-json"
 
-// renderSSE is an event as one SSE frame: its stream entry ID, its type, its JSON.
+// renderSSE is an event as one SSE frame: its stream entry ID, its type, its JSON. An event
+// that is not in the log (the end of a run whose data vanished) has no ID.
 func renderSSE(e *app.Event) []byte {
 	data := e.JSON()
 	b := make([]byte, 0, len(data)+len(e.ID)+len(e.Type)+24)
-	b = append(b, "id: "...)
-	b = append(b, e.ID...)
-	b = append(b, "\nevent: "...)
+	if e.ID != "" {
+		b = append(b, "id: "...)
+		b = append(b, e.ID...)
+		b = append(b, '\n')
+	}
+	b = append(b, "event: "...)
 	b = append(b, e.Type...)
 	b = append(b, "\ndata: "...)
 	b = append(b, data...)
@@ -34,22 +36,13 @@ func renderSSE(e *app.Event) []byte {
 // events streams a run's events as server-sent events. It is a plain Fiber handler: huma's
 // SSE support does not flush on Fiber.
 func (s *Server) events(c *fiber.Ctx) error {
-	r, after, ended, err := s.resume(c)
-	if err != nil || ended {
-		return err
-	}
-	runID := r.ID
-	// Take the connection over (see htmlStream): half the memory per viewer of a body
-	// stream writer, which adds a goroutine and a pipe.
-	c.Context().HijackSetNoResponse(true)
-	c.Context().Hijack(func(conn net.Conn) {
-		w := bufio.NewWriterSize(conn, 4096)
-		if _, err := w.WriteString(sseHTMLHeader); err != nil {
-			return
+	return s.stream(c, func() (sseSource, error) {
+		r, after, ended, err := s.resume(c)
+		if err != nil || ended {
+			return nil, err
 		}
-		s.stream(w, runID, after)
+		return s.runStream(r, after, false), nil
 	})
-	return nil
 }
 
 // resume reads what a stream request asks for: the run (404 if unknown) and the event ID to
@@ -88,92 +81,138 @@ func (s *Server) resume(c *fiber.Ctx) (r *app.Run, after string, ended bool, err
 	return r, after, false, nil
 }
 
-// stream writes the run's events after `after` to w until the terminal event, a write
-// error (the client left), or shutdown. A goroutine follows the run through the feed; it
-// ends with the stream.
-func (s *Server) stream(w *bufio.Writer, runID, after string) {
-	defer func() {
-		// This runs on its own goroutine, out of reach of the recover middleware.
-		if p := recover(); p != nil {
-			s.logger.Error("panic in an event stream", "run", runID, "panic", p, "stack", stack())
-		}
-	}()
-	ctx, cancel := context.WithCancel(s.base)
-	evs := make(chan *app.Event, 16)
-	go func() {
-		defer close(evs)
-		err := s.core.Feed.Watch(ctx, runID, after, func(e *app.Event) error {
-			select {
-			case evs <- e:
-				return nil
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		})
-		if err != nil && ctx.Err() == nil {
-			s.logger.Warn("event stream ended before its run", "run", runID, "err", err)
-		}
-	}()
-	defer func() {
-		cancel()
-		for range evs { // let the watcher finish
-		}
-	}()
+// runSource sends a run's events after a resume position, up to its terminal event: as
+// JSON frames, or as the HTML fragments its pages swap in.
+type runSource struct {
+	s      *Server
+	run    *app.Run
+	sub    *app.Subscription // made by the first next, on the stream's own goroutine
+	html   *fragmenter       // nil for the JSON stream
+	lastID string            // the last event sent or batched
+	out    [][]byte
 
-	last := after // the ID of the last event written
-	ping := time.NewTicker(s.pingEvery)
-	defer ping.Stop()
-	// Send the headers now, with how soon EventSource should reconnect if the stream breaks.
-	if _, err := w.WriteString("retry: 2000\n\n"); err != nil || w.Flush() != nil {
-		return
-	}
-	for {
-		select {
-		case e, ok := <-evs:
-			if !ok {
-				return
-			}
-			if _, err := w.Write(e.Frame(sseFrame, renderSSE)); err != nil {
-				return
-			}
-			if err := w.Flush(); err != nil {
-				return
-			}
-			last = e.ID
-			if e.Terminal() {
-				return
-			}
-		case <-ping.C:
-			if _, err := w.WriteString(": ping\n\n"); err != nil {
-				return
-			}
-			if err := w.Flush(); err != nil {
-				return
-			}
-		case <-s.base.Done():
-			s.flushLog(w, runID, last)
-			return
-		}
-	}
+	// The HTML stream of a big run batches its fragments (see coalesceAbove).
+	coalesce bool
+	pending  batch
+	flushAt  time.Time
+	timer    *time.Timer
 }
 
-// flushLog writes what the run's log holds after the event last, up to its terminal event,
-// before a stream ends on shutdown: the process interrupts its local runs first, so their
-// viewers get run.interrupted rather than a stream cut before it.
-func (s *Server) flushLog(w *bufio.Writer, runID, last string) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	evs, err := s.core.Log.Read(ctx, runID, last, 1000)
+// runStream is the source of a run's stream after the event ID after, as HTML fragments
+// when html is set.
+func (s *Server) runStream(r *app.Run, after string, html bool) *runSource {
+	src := &runSource{s: s, run: r, lastID: after}
+	if html {
+		src.html = &fragmenter{s: s, run: r}
+		src.coalesce = r.Tasks > coalesceAbove
+	}
+	return src
+}
+
+func (r *runSource) next(ctx context.Context) ([][]byte, bool, error) {
+	if r.sub == nil {
+		r.sub = r.s.core.Feed.Subscribe(r.run.ID, r.lastID)
+	}
+	rctx, cancel := context.WithTimeout(ctx, r.s.apiTimeout)
+	evs, err := r.sub.Next(rctx)
+	cancel()
 	if err != nil {
-		return
+		if ctx.Err() == nil {
+			r.s.logger.Warn("event stream ended before its run", "run", r.run.ID, "err", err)
+		}
+		return nil, false, err
+	}
+	// The frames returned last time are sent: let them go (a catch-up's frames are this
+	// viewer's own), and reuse the slice.
+	clear(r.out)
+	out, end := r.out[:0], false
+	for _, e := range evs {
+		if e.ID != "" {
+			r.lastID = e.ID
+		}
+		end = e.Terminal()
+		out = r.add(out, e)
+	}
+	if len(r.pending.lines) > 0 && !time.Now().Before(r.flushAt) {
+		out = append(out, r.pending.frame())
+	}
+	r.out = out
+	return out, end, nil
+}
+
+// add appends e's frame to out, or batches its fragments.
+func (r *runSource) add(out [][]byte, e *app.Event) [][]byte {
+	if r.html == nil {
+		return append(out, e.Frame(sseFrame, renderSSE))
+	}
+	fr := r.html.frame(e)
+	switch {
+	case fr == nil:
+	case e.Terminal():
+		if len(r.pending.lines) > 0 {
+			out = append(out, r.pending.frame())
+		}
+		out = append(out, fr)
+	case !r.coalesce:
+		out = append(out, fr)
+	default:
+		if len(r.pending.lines) == 0 {
+			r.flushAt = time.Now().Add(coalesceEvery)
+			if r.timer == nil {
+				r.timer = time.NewTimer(coalesceEvery)
+			} else {
+				r.timer.Reset(coalesceEvery)
+			}
+		}
+		r.pending.add(e.ID, e.Frame(htmlParts, r.html.parts))
+	}
+	return out
+}
+
+func (r *runSource) ready() <-chan struct{} {
+	if r.sub == nil {
+		return nil
+	}
+	return r.sub.Ready()
+}
+
+func (r *runSource) due() <-chan time.Time {
+	if len(r.pending.lines) == 0 {
+		return nil
+	}
+	return r.timer.C
+}
+
+// last is what the log holds after the last event sent, up to the run's end: on shutdown
+// the process interrupts its local runs first, so their viewers get run.interrupted rather
+// than a stream cut before it.
+func (r *runSource) last(ctx context.Context) [][]byte {
+	var out [][]byte
+	if len(r.pending.lines) > 0 {
+		out = append(out, r.pending.frame())
+	}
+	evs, err := r.s.core.Log.Read(ctx, r.run.ID, r.lastID, 1000)
+	if err != nil {
+		return out
 	}
 	for _, e := range evs {
-		if _, err := w.Write(e.Frame(sseFrame, renderSSE)); err != nil {
-			return
+		if r.html == nil {
+			out = append(out, e.Frame(sseFrame, renderSSE))
+		} else if fr := r.html.frame(e); fr != nil {
+			out = append(out, fr)
 		}
 		if e.Terminal() {
 			break
 		}
 	}
-	w.Flush()
+	return out
+}
+
+func (r *runSource) close() {
+	if r.sub != nil {
+		r.sub.Close()
+	}
+	if r.timer != nil {
+		r.timer.Stop()
+	}
 }

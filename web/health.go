@@ -60,7 +60,7 @@ func (s *Server) ready(ctx context.Context, _ *struct{}) (*readyOutput, error) {
 			return nil, s.fail(ctx, err)
 		}
 	case <-ctx.Done():
-		return nil, s.fail(ctx, app.Unavailable("Redis did not answer within "+readyTimeout.String(), ctx.Err()))
+		return nil, s.fail(ctx, app.Unavailable("cannot ping Redis within "+readyTimeout.String(), ctx.Err()))
 	}
 	storage := "redis"
 	if s.cfg.Embedded {

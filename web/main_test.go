@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alicebob/miniredis/v2"
 	"github.com/gofiber/fiber/v2"
 	"github.com/redis/go-redis/v9"
 
@@ -48,6 +49,7 @@ func (quietRedis) Printf(context.Context, string, ...any) {}
 type options struct {
 	worker    bool
 	redis     *redistest.Server
+	embedded  bool
 	appConfig func(*app.Config)
 	webConfig func(*Config)
 	pingEvery time.Duration
@@ -56,8 +58,11 @@ type options struct {
 
 type option func(*options)
 
-func withWorker() option                       { return func(o *options) { o.worker = true } }
-func withRedis(s *redistest.Server) option     { return func(o *options) { o.redis = s } }
+func withWorker() option                   { return func(o *options) { o.worker = true } }
+func withRedis(s *redistest.Server) option { return func(o *options) { o.redis = s } }
+
+// withEmbeddedRedis runs the test on the embedded Redis that serve uses without REDIS_URL.
+func withEmbeddedRedis() option                { return func(o *options) { o.embedded = true } }
 func withAppConfig(f func(*app.Config)) option { return func(o *options) { o.appConfig = f } }
 func withWebConfig(f func(*Config)) option     { return func(o *options) { o.webConfig = f } }
 func withPingEvery(d time.Duration) option     { return func(o *options) { o.pingEvery = d } }
@@ -87,7 +92,19 @@ func start(t *testing.T, opts ...option) *harness {
 	for _, f := range opts {
 		f(&o)
 	}
-	r, err := app.OpenRedis(o.redis.URL(o.redis.NextDB()))
+	url := ""
+	if o.embedded {
+		m := miniredis.NewMiniRedis()
+		m.ClockTTL(true)
+		if err := m.StartAddr("127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(m.Close)
+		url = "redis://" + m.Addr()
+	} else {
+		url = o.redis.URL(o.redis.NextDB())
+	}
+	r, err := app.OpenRedis(url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +126,7 @@ func start(t *testing.T, opts ...option) *harness {
 	if err := core.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	wcfg := Config{Version: "test", MaxDelay: cfg.Limits.MaxDelay, MaxBody: 64 << 10}
+	wcfg := Config{Version: "test", MaxDelay: cfg.Limits.MaxDelay, MaxBody: 64 << 10, Embedded: o.embedded}
 	if o.webConfig != nil {
 		o.webConfig(&wcfg)
 	}

@@ -21,8 +21,8 @@ func (s *Server) registerMetrics() {
 	reg := s.core.Metrics.Registry
 	reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "taskrace_sse_clients", Help: "Open server-sent event streams (JSON and HTML) on this process.",
-		}, func() float64 { return float64(s.core.Feed.Subscribers()) }),
+			Name: "taskrace_sse_clients", Help: "Open server-sent event streams (a run's JSON and HTML, the workers) on this process.",
+		}, func() float64 { return float64(s.viewers.open.Load()) }),
 		metrics.NewQueueMetricsCollector(s.core.Launcher.Inspector()),
 	)
 	tasks := prometheus.NewRegistry()

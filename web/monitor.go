@@ -2,6 +2,7 @@ package web
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
@@ -98,6 +99,10 @@ func (s *Server) registerMonitor() {
 				return writeProblem(c, newProblem(http.StatusForbidden, "the monitor is read-only: only the admin (ADMIN_TOKEN) may change queues"))
 			}
 		}
+		if strings.HasPrefix(c.Path(), monitorRoot+"/api/") && c.Response().StatusCode() >= 400 &&
+			bytes.HasPrefix(c.Response().Header.ContentType(), []byte("text/plain")) {
+			return s.monitorAPIError(c)
+		}
 		if bytes.HasPrefix(c.Response().Header.ContentType(), []byte("text/html")) {
 			page, scripts := rewriteMonitorPage(c.Response().Body())
 			c.Response().SetBodyRaw(page)
@@ -112,6 +117,38 @@ func (s *Server) registerMonitor() {
 			s.route(m, path, admin, h)
 		}
 	}
+}
+
+// monitorAPIError words an error answer of asynqmon's API, which is its raw error text as
+// text/plain (a 500 for any Redis failure). The text is logged, never sent: a 5xx becomes
+// 503 naming the cause when Redis does not answer a ping (500 otherwise); a 4xx keeps its
+// status and asynqmon's message, which is about the request.
+//
+// The monitor's page shows an error answer's body as text (its HTTP client parses a JSON
+// body into an object, which the page cannot show), and it lists text/plain in Accept:
+// requests that do get the same words as text; every other client gets problem+json.
+func (s *Server) monitorAPIError(c *fiber.Ctx) error {
+	status := c.Response().StatusCode()
+	raw := strings.TrimSpace(string(c.Response().Body()))
+	var p *Problem
+	if status >= 500 {
+		ctx, cancel := context.WithTimeout(c.UserContext(), readyTimeout)
+		defer cancel()
+		if err := s.core.Redis.Client.Ping(ctx).Err(); err != nil {
+			p = s.problem(ctx, app.Unavailable("the monitor cannot read the queues", err))
+		} else {
+			p = s.problem(ctx, fmt.Errorf("monitor: %s %s: %d %s", c.Method(), c.Path(), status, raw))
+		}
+	} else {
+		p = newProblem(status, strings.TrimPrefix(raw, "asynq: "))
+	}
+	if strings.Contains(c.Get(fiber.HeaderAccept), "text/plain") {
+		c.Status(p.Status)
+		c.Set(fiber.HeaderContentType, fiber.MIMETextPlainCharsetUTF8)
+		c.Set(fiber.HeaderCacheControl, "no-store")
+		return c.SendString(p.Detail)
+	}
+	return writeProblem(c, p)
 }
 
 var (

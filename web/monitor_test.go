@@ -13,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/alicebob/miniredis/v2"
-
 	"github.com/taskrace/taskrace/app"
 )
 
@@ -148,13 +146,12 @@ func TestMonitorIsReadOnlyButForTheAdmin(t *testing.T) {
 
 func TestMonitorSaysEmbeddedRedisHasNoFigures(t *testing.T) {
 	t.Parallel()
-	m := miniredis.NewMiniRedis()
-	m.ClockTTL(true)
-	if err := m.StartAddr("127.0.0.1:0"); err != nil {
+	m, err := app.StartEmbeddedRedis()
+	if err != nil {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	r, err := app.OpenRedis("redis://" + m.Addr())
+	r, err := app.OpenRedis(m.URL())
 	if err != nil {
 		t.Fatal(err)
 	}

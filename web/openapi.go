@@ -51,7 +51,7 @@ func (s *Server) newAPI() huma.API {
 	hc.DocsPath = ""
 	hc.SchemasPath = ""
 	hc.CreateHooks = nil                // no $schema field or Link header in responses
-	hc.Formats = maps.Clone(hc.Formats) // huma's default map is shared by every API: servers built at once would race
+	hc.Formats = maps.Clone(hc.Formats) // huma's default map is shared by every API
 	hc.Formats["application/json"], hc.Formats["json"] = strictJSON, strictJSON
 	hc.Info.Description = apiDescription
 	if s.cfg.Embedded {
@@ -144,7 +144,14 @@ func (s *Server) describeByHand() {
 			"ending after the terminal event (run.finished, run.canceled or run.interrupted). " +
 			"Each frame is `id: <stream entry ID>`, `event: <type>` and `data: <the event as JSON>`; " +
 			"a `: ping` comment comes every 15 s. A reconnecting EventSource sends Last-Event-ID and " +
-			"misses nothing. A run that has ended, asked to resume at its last event, answers 204.",
+			"misses nothing. A run that has ended, asked to resume at its last event, answers 204.\n\n" +
+			"If the run's data vanishes from Redis while it is streamed (a Redis restarted without " +
+			"persistence, a flush, the run's retention), the stream ends with a `run.interrupted` event " +
+			"whose reason is \"" + app.ReasonGone + "\". That event is not in the log, so its frame has " +
+			"no `id:`; a reconnect then gets 404.\n\n" +
+			"A viewer that accepts nothing for STREAM_WRITE_TIMEOUT (10 s by default) is disconnected; " +
+			"it resumes with Last-Event-ID. One that falls far behind the live events is served from " +
+			"the log until it has caught up. Past MAX_VIEWERS open streams, a new one gets 503.",
 		Parameters: []*huma.Param{
 			{Name: "id", In: "path", Required: true, Description: "Run ID", Schema: &huma.Schema{Type: "string"}},
 			{Name: "Last-Event-ID", In: "header", Description: "Resume after this event ID (sent by EventSource on reconnect)",
@@ -162,7 +169,7 @@ func (s *Server) describeByHand() {
 			"204": {Description: "The run has ended and the resume position is its last event: nothing more will come"},
 			"400": problemContent("The resume position is not an event ID"),
 			"404": problemContent("No such run"),
-			"503": problemContent("Redis is unreachable"),
+			"503": problemContent("Redis is unreachable, or the server already serves MAX_VIEWERS streams"),
 		},
 	})
 }

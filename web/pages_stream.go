@@ -1,12 +1,9 @@
 package web
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"io"
-	"net"
-	"sync"
 	"time"
 
 	"github.com/a-h/templ"
@@ -88,7 +85,7 @@ func (f *fragmenter) terminal(e *app.Event, add func(templ.Component)) {
 		cp := *f.run
 		r = &cp
 		r.Status = app.StatusOf(e.Type)
-		r.WallMS, r.Efficiency = e.WallMS, e.Efficiency
+		r.WallMS, r.Efficiency, r.Reason = e.WallMS, e.Efficiency, e.Reason
 	}
 	res, baseline := f.s.resultRow(ctx, r)
 	add(templates.StatusBadge(r))
@@ -147,17 +144,22 @@ func (f *fragmenter) frame(e *app.Event) []byte {
 // sseHTML is an SSE frame whose data is lines of HTML.
 func sseHTML(id, event string, lines []byte) []byte {
 	b := make([]byte, 0, len(lines)+len(id)+len(event)+64)
-	b = append(b, "id: "...)
-	b = append(b, id...)
+	if id != "" { // an event that is not in the log has no ID
+		b = append(b, "id: "...)
+		b = append(b, id...)
+		b = append(b, '\n')
+	}
 	if event != "" {
-		b = append(b, "\nevent: "...)
+		b = append(b, "event: "...)
 		b = append(b, event...)
+		b = append(b, '\n')
 	}
 	for line := range bytes.SplitSeq(lines, []byte("\n")) {
-		b = append(b, "\ndata: "...)
+		b = append(b, "data: "...)
 		b = append(b, line...)
+		b = append(b, '\n')
 	}
-	return append(b, "\n\n"...)
+	return append(b, '\n')
 }
 
 // batch gathers a viewer's fragments between two flushes; a later fragment of an element
@@ -219,141 +221,11 @@ func elementID(line []byte) string {
 // the JSON stream (resume after Last-Event-ID or ?after=, ping, 204 once ended), with each
 // event rendered once for every viewer.
 func (s *Server) htmlStream(c *fiber.Ctx) error {
-	r, after, ended, err := s.resume(c)
-	if err != nil || ended {
-		return err
-	}
-	f := &fragmenter{s: s, run: r}
-	// The connection is taken over rather than given a body stream writer: fasthttp's stream
-	// writer costs a second goroutine and a pipe per viewer, and a talk has hundreds of them.
-	// The body runs until the connection closes, which an event stream does anyway.
-	c.Context().HijackSetNoResponse(true)
-	c.Context().Hijack(func(conn net.Conn) {
-		w := bufio.NewWriterSize(conn, 4096)
-		if _, err := w.WriteString(sseHTMLHeader); err != nil {
-			return
+	return s.stream(c, func() (sseSource, error) {
+		r, after, ended, err := s.resume(c)
+		if err != nil || ended {
+			return nil, err
 		}
-		s.streamHTML(w, f, after)
+		return s.runStream(r, after, true), nil
 	})
-	return nil
-}
-
-// sseHTMLHeader starts the response of a hijacked event stream (HTML or JSON).
-const sseHTMLHeader = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n" +
-	"X-Accel-Buffering: no\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n"
-
-// streamHTML follows the run on the stream writer's own goroutine: no goroutine per viewer
-// waits beside it. Pings and batch flushes run from timers, which hold no goroutine while
-// they wait; mu orders their writes with the events'.
-func (s *Server) streamHTML(w *bufio.Writer, f *fragmenter, after string) {
-	runID := f.run.ID
-	defer func() {
-		if p := recover(); p != nil {
-			s.logger.Error("panic in an HTML stream", "run", runID, "panic", p, "stack", stack())
-		}
-	}()
-	ctx, cancel := context.WithCancel(s.base)
-	defer cancel()
-
-	var mu sync.Mutex
-	var pending batch
-	closed := false                // set when this returns: a timer firing late must not touch w
-	write := func(b []byte) bool { // with mu held
-		if closed || ctx.Err() != nil {
-			return false
-		}
-		if _, err := w.Write(b); err != nil || w.Flush() != nil {
-			cancel() // the client left: end the watch
-			return false
-		}
-		return true
-	}
-	mu.Lock()
-	ok := write([]byte("retry: 2000\n\n"))
-	mu.Unlock()
-	if !ok {
-		return
-	}
-	var ping *time.Timer
-	ping = time.AfterFunc(s.pingEvery, func() {
-		mu.Lock()
-		defer mu.Unlock()
-		if write([]byte(": ping\n\n")) {
-			ping.Reset(s.pingEvery)
-		}
-	})
-	var flush *time.Timer
-	flushBatch := func() { // with mu held
-		if len(pending.lines) > 0 {
-			write(pending.frame())
-		}
-	}
-	defer func() {
-		mu.Lock()
-		closed = true
-		ping.Stop()
-		if flush != nil {
-			flush.Stop()
-		}
-		mu.Unlock()
-	}()
-
-	coalesce := f.run.Tasks > coalesceAbove
-	last := after
-	err := s.core.Feed.Watch(ctx, runID, after, func(e *app.Event) error {
-		fr := f.frame(e)
-		mu.Lock()
-		defer mu.Unlock()
-		last = e.ID
-		switch {
-		case e.Terminal():
-			flushBatch()
-			write(fr)
-		case fr == nil:
-		case !coalesce:
-			write(fr)
-		default:
-			pending.add(e.ID, e.Frame(htmlParts, f.parts))
-			if flush == nil {
-				flush = time.AfterFunc(coalesceEvery, func() {
-					mu.Lock()
-					defer mu.Unlock()
-					flushBatch()
-					flush = nil
-				})
-			}
-		}
-		return ctx.Err()
-	})
-	if err != nil && ctx.Err() == nil {
-		s.logger.Warn("HTML stream ended before its run", "run", runID, "err", err)
-	}
-	if s.base.Err() != nil {
-		// Shutting down: local runs were interrupted first; send what the log holds up to
-		// the run's end, so the page shows run.interrupted rather than a cut stream.
-		mu.Lock()
-		defer mu.Unlock() // before the closing defer above takes mu
-		if len(pending.lines) > 0 {
-			if _, err := w.Write(pending.frame()); err != nil {
-				return
-			}
-		}
-		rctx, rcancel := context.WithTimeout(context.Background(), time.Second)
-		defer rcancel()
-		evs, err := s.core.Log.Read(rctx, runID, last, 1000)
-		if err != nil {
-			return
-		}
-		for _, e := range evs {
-			if fr := f.frame(e); fr != nil {
-				if _, err := w.Write(fr); err != nil {
-					return
-				}
-			}
-			if e.Terminal() {
-				break
-			}
-		}
-		w.Flush()
-	}
 }

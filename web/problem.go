@@ -124,11 +124,11 @@ func (s *Server) problem(ctx context.Context, err error) *Problem {
 	if errors.As(err, &fe) {
 		return s.fiberProblem(ctx, fe)
 	}
-	if errors.Is(err, context.DeadlineExceeded) {
-		s.logger.WarnContext(ctx, "request timed out", "err", err)
-		return newProblem(http.StatusServiceUnavailable, "the request took too long: Redis may be slow or unreachable; try again")
-	}
 	code := app.ErrorCode(err)
+	if code == app.EInternal && errors.Is(err, context.DeadlineExceeded) {
+		// A deadline that no domain call worded (those say what they were doing).
+		err, code = app.Unavailable("the request took too long", err), app.EUnavailable
+	}
 	switch code {
 	case app.EInternal:
 		s.logger.ErrorContext(ctx, "internal error", "err", err)

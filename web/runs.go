@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -58,8 +59,23 @@ type runOnly struct {
 	Body *app.Run
 }
 
-type timelineOutput struct {
-	Body *app.Projection
+type getRunInput struct {
+	ID     string `path:"id" doc:"Run ID"`
+	Limit  int    `query:"limit" minimum:"1" default:"200" doc:"Tasks in this page"`
+	Cursor string `query:"cursor" doc:"The next value of the previous page: the index of the first task of this page"`
+}
+
+// RunDetail is a run as its events tell it now, with one page of its tasks.
+type RunDetail struct {
+	Run     *app.Run    `json:"run"`
+	Summary app.Summary `json:"summary"`
+	At      app.Time    `json:"at" doc:"The instant projected: the run's end once it has ended"`
+	Tasks   []*app.Task `json:"tasks" doc:"The tasks of this page, in index order"`
+	Next    *string     `json:"next" nullable:"true" doc:"The cursor of the next page of tasks; null on the last page"`
+}
+
+type runDetailOutput struct {
+	Body *RunDetail
 }
 
 type listRunsInput struct {
@@ -80,7 +96,7 @@ type runListOutput struct {
 }
 
 type taskInput struct {
-	TaskID string `path:"task_id" doc:"Task ID: <run ID>-<index>"`
+	TaskID string `path:"task_id" doc:"Task ID: <run ID>.<index> (the older <run ID>-<index> is read too)"`
 }
 
 // TaskDetail is one task as our events tell it, with asynq's view for distributed runs.
@@ -142,10 +158,11 @@ func (s *Server) registerRuns() {
 		Method:      http.MethodGet,
 		Path:        "/api/runs/{id}",
 		Tags:        []string{"runs"},
-		Summary:     "Get a run with its tasks",
-		Description: "The run, each task with its attempts, and the summary, as the run's events tell them now: a running attempt lasts until now; once the run is canceled or interrupted, the tasks it stopped read canceled. A finished run's speed-up and reduction are against the latest sequential run of the same plan launched before it, else against tasks × delay.",
+		Summary:     "Get a run with a page of its tasks",
+		Description: "The run, the summary and a page of its tasks, each with its attempts, as the run's events tell them now: a running attempt lasts until now; once the run is canceled or interrupted, the tasks it stopped read canceled. A finished run's speed-up and reduction are against the latest sequential run of the same plan launched before it, else against tasks × delay. Tasks come `limit` at a time in index order; `next` is the cursor of the following page.",
 		Errors:      []int{http.StatusNotFound, http.StatusServiceUnavailable},
 	}, s.getRun)
+	s.limitParam("/api/runs/{id}", "limit", 1, float64(limits.MaxTasks))
 
 	register(s, admin, huma.Operation{
 		OperationID: "cancel-run",
@@ -214,12 +231,30 @@ func (s *Server) listRuns(ctx context.Context, in *listRunsInput) (*runListOutpu
 	return &runListOutput{Body: list}, nil
 }
 
-func (s *Server) getRun(ctx context.Context, in *runIDInput) (*timelineOutput, error) {
+func (s *Server) getRun(ctx context.Context, in *getRunInput) (*runDetailOutput, error) {
+	first := 0
+	if in.Cursor != "" {
+		n, err := strconv.Atoi(in.Cursor)
+		if err != nil || n < 0 {
+			err := app.Invalid("cursor", "must be the next value of a previous page; got %q", in.Cursor)
+			return nil, s.fail(ctx, about(err, "query", map[string]any{"cursor": in.Cursor}))
+		}
+		first = n
+	}
 	p, err := s.timeline(ctx, in.ID)
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
-	return &timelineOutput{Body: p}, nil
+	d := &RunDetail{Run: p.Run, Summary: p.Summary, At: p.At, Tasks: []*app.Task{}}
+	if first < len(p.Tasks) {
+		last := min(first+in.Limit, len(p.Tasks))
+		d.Tasks = p.Tasks[first:last]
+		if last < len(p.Tasks) {
+			next := strconv.Itoa(last)
+			d.Next = &next
+		}
+	}
+	return &runDetailOutput{Body: d}, nil
 }
 
 // timeline reads a run and projects its events as of now.
@@ -273,7 +308,7 @@ func (s *Server) getTask(ctx context.Context, in *taskInput) (*taskOutput, error
 func (s *Server) task(ctx context.Context, id string) (*app.Run, *app.Task, error) {
 	runID, index, ok := app.ParseTaskID(id)
 	if !ok {
-		return nil, nil, app.Errorf(app.ENotFound, "task %q not found: task IDs look like <run ID>-<index>", id)
+		return nil, nil, app.Errorf(app.ENotFound, "task %q not found: task IDs look like <run ID>.<index>", id)
 	}
 	tl, err := s.timeline(ctx, runID)
 	if err != nil {

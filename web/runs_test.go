@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/taskrace/taskrace/app"
@@ -298,4 +300,79 @@ func (h *harness) getOK(path string, v any) {
 		h.t.Fatalf("GET %s: %d %s", path, res.status, res.body)
 	}
 	res.json(h.t, v)
+}
+
+func TestGetRunPagesItsTasks(t *testing.T) {
+	t.Parallel()
+	h := start(t)
+	r := h.launch(map[string]any{"mode": "concurrent", "tasks": 450, "delay_ms": 0, "parallelism": 50})
+	h.follow(r.ID)
+	var seen []int
+	cursor := ""
+	for pages := 0; ; pages++ {
+		if pages > 5 {
+			t.Fatal("more pages than 450 tasks make")
+		}
+		var d RunDetail
+		res := h.get("/api/runs/" + r.ID + "?limit=200&cursor=" + cursor)
+		if res.status != http.StatusOK {
+			t.Fatalf("page %d: %d %s", pages, res.status, res.body)
+		}
+		res.json(t, &d)
+		if d.Summary.Done != 450 || d.Run.ID != r.ID {
+			t.Fatalf("page %d: summary %+v", pages, d.Summary)
+		}
+		for _, task := range d.Tasks {
+			seen = append(seen, task.Index)
+		}
+		if d.Next == nil {
+			break
+		}
+		cursor = *d.Next
+	}
+	if len(seen) != 450 {
+		t.Fatalf("%d tasks over the pages, want 450", len(seen))
+	}
+	for i, idx := range seen {
+		if idx != i {
+			t.Fatalf("task %d of the pages has index %d", i, idx)
+		}
+	}
+	// The default page is 200 tasks; past the end is an empty page.
+	var d RunDetail
+	h.get("/api/runs/"+r.ID).json(t, &d)
+	if len(d.Tasks) != 200 || d.Next == nil || *d.Next != "200" {
+		t.Errorf("default page: %d tasks, next %v", len(d.Tasks), d.Next)
+	}
+	h.get("/api/runs/"+r.ID+"?cursor=9999").json(t, &d)
+	if len(d.Tasks) != 0 || d.Next != nil {
+		t.Errorf("past the end: %d tasks, next %v", len(d.Tasks), d.Next)
+	}
+	for _, q := range []string{"cursor=-1", "cursor=x", "limit=0", "limit=10001", "limit=abc"} {
+		h.get("/api/runs/"+r.ID+"?"+q).problem(t, http.StatusUnprocessableEntity)
+	}
+}
+
+// TestTaskIDsOldAndNew: task IDs carry no '-' (asynqmon shows an ID up to its first '-'),
+// and links with the older "<run>-<index>" form keep answering.
+func TestTaskIDsOldAndNew(t *testing.T) {
+	t.Parallel()
+	h := start(t)
+	r := h.launch(map[string]any{"mode": "sequential", "tasks": 3, "delay_ms": 0})
+	h.follow(r.ID)
+	var d RunDetail
+	h.get("/api/runs/"+r.ID).json(t, &d)
+	for i, task := range d.Tasks {
+		if task.ID != r.ID+"."+strconv.Itoa(i) {
+			t.Errorf("task %d has ID %q", i, task.ID)
+		}
+	}
+	for _, id := range []string{r.ID + ".2", r.ID + "-2"} {
+		for _, path := range []string{"/api/tasks/" + id, "/result/" + id} {
+			res := h.get(path)
+			if res.status != http.StatusOK || !strings.Contains(string(res.body), r.ID+".2") {
+				t.Errorf("GET %s: %d %s", path, res.status, res.body)
+			}
+		}
+	}
 }

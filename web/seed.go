@@ -61,7 +61,7 @@ type seedOutput struct {
 }
 
 type resultInput struct {
-	TaskID string `path:"task_id" doc:"Task ID: <run ID>-<index>"`
+	TaskID string `path:"task_id" doc:"Task ID: <run ID>.<index> (the older <run ID>-<index> is read too)"`
 }
 
 // TaskResult is a task's state and, once it has ended, its result, like Celery's AsyncResult.

@@ -39,6 +39,9 @@ type Config struct {
 	LaunchRate     int            // launches a minute per client, for everyone but the admin
 	TrustedProxies []netip.Prefix // peers whose X-Forwarded-For names the client
 	AllowedHosts   []string       // Host headers that share links may use when PublicURL is unset
+
+	StreamWriteTimeout time.Duration // an event-stream viewer that accepts nothing for this long is dropped
+	MaxViewers         int           // most open event streams; past it, 503
 }
 
 // DefaultMaxBody is the request body limit when Config.MaxBody is not set.
@@ -72,6 +75,7 @@ type Server struct {
 
 	etags sync.Map // asset name → quoted ETag, for unhashed /static URLs
 
+	viewers    viewerCount    // open event streams
 	monitor    *monitor       // asynqmon, closed on Shutdown
 	workerSnap workerSnapshot // the last read of the live workers
 	limits     *launchLimits  // per-client launch rate
@@ -96,8 +100,15 @@ func New(core *app.Core, cfg Config, logger *slog.Logger) *Server {
 	if cfg.SessionTTL <= 0 {
 		cfg.SessionTTL = 12 * time.Hour
 	}
+	if cfg.StreamWriteTimeout <= 0 {
+		cfg.StreamWriteTimeout = DefaultStreamWriteTimeout
+	}
+	if cfg.MaxViewers <= 0 {
+		cfg.MaxViewers = DefaultMaxViewers
+	}
 	s := &Server{core: core, cfg: cfg, logger: logger, pingEvery: defaultPingEvery, apiTimeout: defaultAPITimeout,
 		limits: newLaunchLimits(cfg.LaunchRate)}
+	s.viewers.max = int64(cfg.MaxViewers)
 	s.base, s.stop = context.WithCancel(context.Background())
 	s.app = fiber.New(fiber.Config{
 		AppName: "taskrace",

@@ -1,12 +1,10 @@
 package web
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"reflect"
@@ -218,7 +216,8 @@ func (s *Server) getStats(ctx context.Context, in *statsInput) (*statsOutput, er
 	return &statsOutput{Body: st}, nil
 }
 
-// taskEvents streams the recorded facts the query selects as server-sent events.
+// taskEvents streams the recorded facts the query selects as server-sent events, through
+// the one SSE writer.
 func (s *Server) taskEvents(c *fiber.Ctx) error {
 	q, err := parseTaskQuery(strings.Clone(c.Query("q")))
 	if err != nil {
@@ -235,77 +234,44 @@ func (s *Server) taskEvents(c *fiber.Ctx) error {
 		p.Errors = []*FieldError{{Location: where, Message: msg, Value: after}}
 		return p
 	}
-	c.Context().HijackSetNoResponse(true)
-	c.Context().Hijack(func(conn net.Conn) {
-		w := bufio.NewWriterSize(conn, 4096)
-		if _, err := w.WriteString(sseHTMLHeader); err != nil {
-			return
+	return s.stream(c, func() (sseSource, error) {
+		ctx, cancel := context.WithTimeout(c.UserContext(), s.apiTimeout)
+		defer cancel()
+		sub, err := s.live.Subscribe(ctx, q, after)
+		if err != nil {
+			return nil, liveError(err, "tasks")
 		}
-		s.streamTasks(w, conn, q, after)
+		return &taskSource{s: s, sub: sub}, nil
 	})
-	return nil
 }
 
-// streamTasks writes the facts after `after` that q selects until the client leaves or the
-// server shuts down. Each write has a deadline: a viewer that stops reading is dropped.
-func (s *Server) streamTasks(w *bufio.Writer, conn net.Conn, q *live.Query, after string) {
-	defer func() {
-		if p := recover(); p != nil {
-			s.logger.Error("panic in a task event stream", "panic", p, "stack", stack())
-		}
-	}()
-	ctx, cancel := context.WithCancel(s.base)
-	evs := make(chan *live.Event, 64)
-	go func() {
-		defer close(evs)
-		err := s.live.Watch(ctx, q, after, func(e *live.Event) error {
-			select {
-			case evs <- e:
-				return nil
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		})
-		if err != nil && ctx.Err() == nil {
-			s.logger.Warn("task event stream ended", "err", err)
-		}
-	}()
-	defer func() {
-		cancel()
-		for range evs {
-		}
-	}()
-	write := func(b []byte) bool {
-		conn.SetWriteDeadline(time.Now().Add(writeDeadline))
-		_, err := w.Write(b)
-		return err == nil && w.Flush() == nil
-	}
-	if !write([]byte("retry: 2000\n\n")) {
-		return
-	}
-	ping := time.NewTicker(s.pingEvery)
-	defer ping.Stop()
-	for {
-		select {
-		case e, ok := <-evs:
-			if !ok {
-				return
-			}
-			if !write(renderTaskEvent(e)) {
-				return
-			}
-		case <-ping.C:
-			if !write([]byte(": ping\n\n")) {
-				return
-			}
-		case <-s.base.Done():
-			return
-		}
-	}
+// taskSource sends the recorded facts a subscription hands out.
+type taskSource struct {
+	s   *Server
+	sub *live.Subscription
 }
 
-// writeDeadline bounds one write to a task event stream.
-const writeDeadline = 10 * time.Second
+func (t *taskSource) next(ctx context.Context) ([][]byte, bool, error) {
+	rctx, cancel := context.WithTimeout(ctx, t.s.apiTimeout)
+	evs, err := t.sub.Next(rctx)
+	cancel()
+	if err != nil {
+		if ctx.Err() == nil {
+			t.s.logger.Warn("task event stream ended", "err", err)
+		}
+		return nil, false, err
+	}
+	frames := make([][]byte, len(evs))
+	for i, e := range evs {
+		frames[i] = renderTaskEvent(e)
+	}
+	return frames, false, nil
+}
+
+func (t *taskSource) ready() <-chan struct{}        { return t.sub.Ready() }
+func (t *taskSource) due() <-chan time.Time         { return nil }
+func (t *taskSource) last(context.Context) [][]byte { return nil }
+func (t *taskSource) close()                        { t.sub.Close() }
 
 func renderTaskEvent(e *live.Event) []byte {
 	data, _ := json.Marshal(e) // plain fields: cannot fail

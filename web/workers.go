@@ -1,7 +1,6 @@
 package web
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -109,43 +108,63 @@ func (s *Server) registerWorkers() {
 		Path:        "/api/workers/stream",
 		Tags:        []string{"workers"},
 		Summary:     "Stream the live workers",
-		Description: "Server-sent events: a `workers` event every 2 s whose data is the WorkerList of GET /api/workers.",
+		Description: "Server-sent events: a `workers` event every 2 s whose data is the WorkerList of GET /api/workers. " +
+			"Like every stream, it drops a viewer that accepts nothing for STREAM_WRITE_TIMEOUT, and answers 503 past MAX_VIEWERS.",
 		Responses: map[string]*huma.Response{"200": {Description: "The stream.",
-			Content: map[string]*huma.MediaType{"text/event-stream": {Schema: &huma.Schema{Type: "string"}}}}},
+			Content: map[string]*huma.MediaType{"text/event-stream": {Schema: &huma.Schema{Type: "string"}}}},
+			"503": {Description: "The server already serves MAX_VIEWERS streams"}},
 	})
 }
+
+// workersEvery is how often the workers stream sends the list.
+const workersEvery = 2 * time.Second
 
 // workersStream sends the worker list as an SSE `workers` event every 2 s, until the
 // client leaves or the server shuts down.
 func (s *Server) workersStream(c *fiber.Ctx) error {
-	c.Set(fiber.HeaderContentType, "text/event-stream")
-	c.Set(fiber.HeaderCacheControl, "no-cache")
-	c.Set("X-Accel-Buffering", "no")
-	base, reqCtx := s.base, c.UserContext()
-	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
-		tick := time.NewTicker(2 * time.Second)
-		defer tick.Stop()
-		for {
-			ctx, cancel := context.WithTimeout(reqCtx, 3*time.Second)
-			list, err := s.workers(ctx)
-			cancel()
-			if err == nil {
-				b, _ := json.Marshal(list)
-				w.WriteString("event: workers\ndata: ")
-				w.Write(b)
-				w.WriteString("\n\n")
-			} else {
-				w.WriteString(": redis unreachable\n\n")
-			}
-			if w.Flush() != nil {
-				return
-			}
-			select {
-			case <-base.Done():
-				return
-			case <-tick.C:
-			}
-		}
-	})
-	return nil
+	return s.stream(c, func() (sseSource, error) { return &workersSource{s: s}, nil })
+}
+
+// workersSource is the workers stream: the list now, then every workersEvery.
+type workersSource struct {
+	s     *Server
+	at    time.Time // when the next list is due
+	timer *time.Timer
+}
+
+func (w *workersSource) next(ctx context.Context) ([][]byte, bool, error) {
+	now := time.Now()
+	if now.Before(w.at) {
+		return nil, false, nil
+	}
+	w.at = now.Add(workersEvery)
+	if w.timer == nil {
+		w.timer = time.NewTimer(workersEvery)
+	} else {
+		w.timer.Reset(workersEvery)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	list, err := w.s.workers(ctx)
+	cancel()
+	if err != nil {
+		return [][]byte{[]byte(": redis unreachable\n\n")}, false, nil
+	}
+	b, _ := json.Marshal(list)
+	return [][]byte{[]byte("event: workers\ndata: "), b, []byte("\n\n")}, false, nil
+}
+
+func (w *workersSource) ready() <-chan struct{} { return nil }
+func (w *workersSource) due() <-chan time.Time {
+	if w.timer == nil {
+		return nil
+	}
+	return w.timer.C
+}
+
+func (w *workersSource) last(context.Context) [][]byte { return nil }
+
+func (w *workersSource) close() {
+	if w.timer != nil {
+		w.timer.Stop()
+	}
 }

@@ -27,11 +27,27 @@ const DefaultTaskCheckInterval = 3 * time.Millisecond
 // serving process's own CPU.
 const EmbeddedTaskCheckInterval = 25 * time.Millisecond
 
+// delayedTaskCheckInterval is how often the worker moves retries that are due back to the
+// queue: a retry runs at most this long after its time.
+const delayedTaskCheckInterval = 100 * time.Millisecond
+
+// toWholeSecond returns the wait from now, at least d, that ends on a whole second. asynq
+// keeps a retry's time in whole Unix seconds, truncated, so a wait of d from now would end
+// anywhere from d−1 s to d s later; this one ends from d to d+1 s later.
+func toWholeSecond(now time.Time, d time.Duration) time.Duration {
+	at := now.Add(d)
+	if s := at.Truncate(time.Second); s.Before(at) {
+		at = s.Add(time.Second)
+	}
+	return at.Sub(now)
+}
+
 // Worker is an asynq server on the run queue whose handler is the core's Executor.
 type Worker struct {
-	core  *app.Core
-	srv   *asynq.Server
-	slots chan int
+	core    *app.Core
+	srv     *asynq.Server
+	slots   chan int
+	stopped func() // ends the launcher's count of this server
 }
 
 // New returns a worker for core's queue. It runs nothing until Start.
@@ -39,16 +55,18 @@ func New(core *app.Core, cfg Config) *Worker {
 	if cfg.TaskCheckInterval <= 0 {
 		cfg.TaskCheckInterval = DefaultTaskCheckInterval
 	}
-	retry := core.Config.RetryDelay
+	appCfg := core.Config
 	srv := asynq.NewServerFromRedisClient(core.Redis.Client, asynq.Config{
 		Concurrency:              cfg.Concurrency,
 		Queues:                   map[string]int{core.Config.Queue: 1},
 		TaskCheckInterval:        cfg.TaskCheckInterval,
-		DelayedTaskCheckInterval: 100 * time.Millisecond,
-		RetryDelayFunc:           func(int, error, *asynq.Task) time.Duration { return retry },
-		ShutdownTimeout:          cfg.ShutdownTimeout,
-		Logger:                   asynqLogger{core.Logger},
-		LogLevel:                 asynq.WarnLevel,
+		DelayedTaskCheckInterval: delayedTaskCheckInterval,
+		RetryDelayFunc: func(retried int, _ error, _ *asynq.Task) time.Duration {
+			return toWholeSecond(time.Now(), appCfg.RetryWait(retried))
+		},
+		ShutdownTimeout: cfg.ShutdownTimeout,
+		Logger:          asynqLogger{core.Logger},
+		LogLevel:        asynq.WarnLevel,
 	})
 	w := &Worker{core: core, srv: srv, slots: make(chan int, cfg.Concurrency)}
 	for i := range cfg.Concurrency {
@@ -65,12 +83,17 @@ func (w *Worker) Start() error {
 	if err := w.srv.Start(mux); err != nil {
 		return err
 	}
-	return w.awaitListed()
+	info, err := w.awaitListed()
+	if err != nil {
+		return err
+	}
+	w.stopped = w.core.Launcher.Serving(info)
+	return nil
 }
 
 // awaitListed waits until this server's first heartbeat is in Redis, so that the capacity a
-// launch sees includes it from the moment Start returns.
-func (w *Worker) awaitListed() error {
+// launch sees includes it from the moment Start returns, and returns how asynq lists it.
+func (w *Worker) awaitListed() (*asynq.ServerInfo, error) {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		servers, err := w.core.Launcher.Inspector().Servers()
@@ -78,20 +101,25 @@ func (w *Worker) awaitListed() error {
 			for _, s := range servers {
 				if s.Host == w.core.Host && s.PID == w.core.PID {
 					if _, ok := s.Queues[w.core.Config.Queue]; ok {
-						return nil
+						return s, nil
 					}
 				}
 			}
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("the worker did not appear in Redis within 5s: %v", err)
+			return nil, fmt.Errorf("the worker did not appear in Redis within 5s: %v", err)
 		}
 		time.Sleep(10 * time.Millisecond) // polling Redis: asynq offers nothing to wait on
 	}
 }
 
 // Shutdown stops taking tasks and waits for the in-flight ones, up to the shutdown timeout.
-func (w *Worker) Shutdown() { w.srv.Shutdown() }
+func (w *Worker) Shutdown() {
+	if w.stopped != nil {
+		w.stopped() // no launch counts it from here on
+	}
+	w.srv.Shutdown()
+}
 
 type slotKey struct{}
 

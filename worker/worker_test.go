@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -80,5 +81,74 @@ func TestSlotsAreExclusive(t *testing.T) {
 	}
 	if len(used) != 3 {
 		t.Errorf("tasks ran in slots %v, want all of 0…2", used)
+	}
+}
+
+// A task whose target refuses every connection is retried after waits of RETRY_DELAY doubled
+// each time, never less: asynq keeps retry times in whole seconds, and a shorter wait
+// would collapse to the next second boundary and give an outage no cover.
+func TestRetriesWaitLongerEachTime(t *testing.T) {
+	t.Parallel()
+	rs := redistest.Start(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refusing := "http://" + l.Addr().String()
+	l.Close() // nothing listens there: every call is refused at once
+	r, err := app.OpenRedis(rs.URL(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	cfg := app.DefaultConfig()
+	cfg.MaxRetry = 2
+	cfg.BuiltinURL = refusing
+	core := app.NewCore(cfg, r, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err := core.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		core.Shutdown(ctx)
+	}()
+	w := worker.New(core, worker.Config{Concurrency: 1, ShutdownTimeout: time.Second})
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer w.Shutdown()
+
+	run, err := core.Launcher.Launch(t.Context(), app.Plan{Mode: app.Distributed, Tasks: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	var failed, started []app.Time
+	var final bool
+	err = core.Feed.Watch(ctx, run.ID, "", func(e *app.Event) error {
+		switch e.Type {
+		case app.TaskStarted:
+			started = append(started, e.At)
+		case app.TaskFailed:
+			failed = append(failed, e.At)
+			final = e.Retry != nil && !*e.Retry
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(started) != 3 || len(failed) != 3 || !final {
+		t.Fatalf("%d attempts, %d failures (last final: %v); want 3 and 3, the last final", len(started), len(failed), final)
+	}
+	for n := range 2 {
+		gap := started[n+1].Sub(failed[n].Time)
+		want := cfg.RetryWait(n)
+		t.Logf("retry %d: %s after the failure (wait %s)", n+1, gap.Round(time.Millisecond), want)
+		if gap < want {
+			t.Errorf("retry %d began %s after the failure, before its wait of %s", n+1, gap, want)
+		}
 	}
 }

@@ -191,8 +191,9 @@ export function startClock(doc = document) {
 
 /**
  * Follows the stream named by the element's data-stream-url until an `end` frame, then dispatches
- * `taskrace:end` on the document and calls onEnd. Returns a function that stops following
- * early (without the event).
+ * `taskrace:end` on the document and calls onEnd. The end of a run whose data vanished comes
+ * as an `end` frame too; a page that reconnects only after it vanished gets 404, and stops with
+ * detail.gone set. Returns a function that stops following early (without the event).
  *
  * The browser's own EventSource retry is not used: it retries at a fixed pace, and it gives
  * up for good on any non-200 answer (a restarting server's 502 included). Instead every error
@@ -241,7 +242,7 @@ export function follow(main, { onEnd } = {}) {
     }
   };
 
-  const finish = () => {
+  const finish = (extra = {}) => {
     if (stopped) {
       return;
     }
@@ -251,12 +252,32 @@ export function follow(main, { onEnd } = {}) {
     }
     document.dispatchEvent(
       new CustomEvent('taskrace:end', {
-        detail: { runId: main.getAttribute('data-run-id'), lastEventId: lastId },
+        detail: { runId: main.getAttribute('data-run-id'), lastEventId: lastId, ...extra },
       }),
     );
   };
 
-  const onError = (event) => {
+  const retry = () => {
+    retryTimer = setTimeout(connect, delay);
+    delay = Math.min(delay * 2, BACKOFF_MAX_MS);
+  };
+
+  // EventSource says only that the server answered something other than a stream. Ask once
+  // what: 204 means the run ended at the last event shown, 404 that the run is gone (its data
+  // vanished); anything else (a busy server's 503, a restarting proxy's 502) is worth a retry.
+  const probe = async () => {
+    const abort = new AbortController();
+    try {
+      const res = await fetch(streamURL(), { headers: { Accept: 'text/event-stream' }, signal: abort.signal });
+      abort.abort(); // a stream that did open is not read here: connect() opens its own
+      return res.status;
+    } catch {
+      return 0;
+    }
+  };
+
+  const onError = async (event) => {
+    const refused = event.currentTarget.readyState === EventSource.CLOSED;
     event.currentTarget.close();
     if (stopped) {
       return;
@@ -265,8 +286,21 @@ export function follow(main, { onEnd } = {}) {
       finish();
       return;
     }
-    retryTimer = setTimeout(connect, delay);
-    delay = Math.min(delay * 2, BACKOFF_MAX_MS);
+    if (refused) {
+      const status = await probe();
+      if (stopped) {
+        return;
+      }
+      if (status === 204) {
+        finish();
+        return;
+      }
+      if (status === 404) {
+        finish({ gone: true });
+        return;
+      }
+    }
+    retry();
   };
 
   function connect() {
