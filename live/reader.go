@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -141,7 +142,8 @@ type Reader struct {
 	opts   ReaderOptions
 	logger *slog.Logger
 
-	ready chan struct{} // closed once the stream has been read up to where following starts
+	ready    chan struct{} // closed once the stream has been read up to where following starts
+	unloaded atomic.Bool   // the last attempt at reading the stream failed, before ready
 
 	mu sync.RWMutex
 	ix index
@@ -211,6 +213,14 @@ func (r *Reader) Close() error {
 
 // await waits until the reader holds what the stream held when it started.
 func (r *Reader) await(ctx context.Context) error {
+	if r.unloaded.Load() {
+		select {
+		case <-r.ready:
+			return nil
+		default:
+			return ErrUnavailable // Redis did not answer the last read: say so now, not at ctx's end
+		}
+	}
 	select {
 	case <-r.ready:
 		return nil
@@ -498,11 +508,13 @@ func (r *Reader) loop() {
 		msgs, err := r.rdb.XRangeN(context.Background(), r.keys.facts(), "("+pos, "+", readChunk).Result()
 		if err != nil && !errors.Is(err, redis.Nil) {
 			r.logger.Warn("live: cannot read task facts", "err", err)
+			r.unloaded.Store(true)
 			if !pause() {
 				return
 			}
 			continue
 		}
+		r.unloaded.Store(false)
 		if len(msgs) > 0 {
 			pos = msgs[len(msgs)-1].ID
 			r.apply(msgs, pos)

@@ -473,3 +473,30 @@ func TestSlowSubscriberMissesNothing(t *testing.T) {
 		}
 	}
 }
+
+// A reader whose Redis does not answer says so at once, rather than at the caller's deadline.
+func TestReaderWithoutRedis(t *testing.T) {
+	t.Parallel()
+	r, err := live.NewReader(asynq.RedisClientOpt{Addr: "127.0.0.1:1", DialTimeout: 100 * time.Millisecond}, live.ReaderOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+		start := time.Now()
+		_, err := r.Tasks(ctx, nil, 10, "")
+		took := time.Since(start)
+		cancel()
+		if !errors.Is(err, live.ErrUnavailable) {
+			t.Fatalf("Tasks without Redis: %v, want ErrUnavailable", err)
+		}
+		if took < 500*time.Millisecond {
+			return // the reader's first read failed: from then on it answers at once
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Tasks without Redis still waits %s for its deadline", took)
+		}
+	}
+}
