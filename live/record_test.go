@@ -500,3 +500,25 @@ func TestReaderWithoutRedis(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseQuery: any text parses or is refused with a QueryError, and what parses matches
+// without a panic.
+func FuzzParseQuery(f *testing.F) {
+	for _, s := range []string{"state:failed type:email:* queue:critical worker:host retried:yes timeout",
+		`"dial tcp" x`, "type:[", "retried:maybe", `"`, "state:done,failed", "worker:h:1/0", "ü:ß"} {
+		f.Add(s)
+	}
+	task := &live.Task{Queue: "critical", ID: "abc", Type: "email:send", State: "failed", Attempts: 2,
+		Worker: live.Worker{Host: "host", PID: 1}, Error: "dial tcp: timeout"}
+	f.Fuzz(func(t *testing.T, s string) {
+		q, err := live.ParseQuery(s)
+		if err != nil {
+			var qe *live.QueryError
+			if !errors.As(err, &qe) {
+				t.Fatalf("ParseQuery(%q): %v is no QueryError", s, err)
+			}
+			return
+		}
+		q.Match(task)
+	})
+}
