@@ -104,7 +104,7 @@ func TestRouteWalkChangesNothingAnonymously(t *testing.T) {
 	h := start(t, withWorker(), withWebConfig(func(c *Config) { c.AdminToken = speakerToken }),
 		withAppConfig(func(c *app.Config) { c.MaxActiveRuns = 1000 }))
 	ctx := context.Background()
-	victim, err := h.core.Launcher.Launch(ctx, app.Plan{Mode: app.Sequential, Tasks: 1, DelayMS: 30_000})
+	victim, err := h.core.Launcher.Launch(ctx, app.Plan{Mode: app.Sequential, Tasks: 20, DelayMS: 30_000})
 	if err != nil {
 		t.Fatal(err)
 	}
