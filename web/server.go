@@ -77,6 +77,7 @@ type Server struct {
 	monitor    *monitor       // asynqmon, closed on Shutdown
 	workerSnap workerSnapshot // the last read of the live workers
 	limits     *launchLimits  // per-client launch rate
+	guesses    *launchLimits  // per-client wrong admin tokens
 
 	levels map[routeKey]access // each route's access level, as it was registered
 }
@@ -103,7 +104,7 @@ func New(core *app.Core, cfg Config, logger *slog.Logger) *Server {
 		cfg.MaxViewers = DefaultMaxViewers
 	}
 	s := &Server{core: core, cfg: cfg, logger: logger, pingEvery: defaultPingEvery, apiTimeout: defaultAPITimeout,
-		limits: newLaunchLimits(cfg.LaunchRate)}
+		limits: newLaunchLimits(cfg.LaunchRate), guesses: newLaunchLimits(guessesPerMinute)}
 	s.viewers.max = int64(cfg.MaxViewers)
 	s.base, s.stop = context.WithCancel(context.Background())
 	s.app = fiber.New(fiber.Config{
@@ -114,12 +115,16 @@ func New(core *app.Core, cfg Config, logger *slog.Logger) *Server {
 		StrictRouting: true,
 		// Bodies are read by limitBody, which answers 413 past MaxBody and reads the rest
 		// away, so the client reads the answer rather than a reset connection.
-		StreamRequestBody:     true,
-		BodyLimit:             cfg.MaxBody,
-		ErrorHandler:          s.handleError,
-		DisableStartupMessage: true,
-		ReadTimeout:           30 * time.Second,
-		IdleTimeout:           2 * time.Minute,
+		StreamRequestBody: true,
+		// X-Forwarded-Proto and its kin are believed from TRUSTED_PROXIES only (for
+		// c.Protocol: share links, the cookie's Secure flag, the origin check).
+		EnableTrustedProxyCheck: true,
+		TrustedProxies:          prefixStrings(cfg.TrustedProxies),
+		BodyLimit:               cfg.MaxBody,
+		ErrorHandler:            s.handleError,
+		DisableStartupMessage:   true,
+		ReadTimeout:             30 * time.Second,
+		IdleTimeout:             2 * time.Minute,
 	})
 	s.app.Use(recover.New(recover.Config{
 		EnableStackTrace:  true,
@@ -130,6 +135,14 @@ func New(core *app.Core, cfg Config, logger *slog.Logger) *Server {
 		panic("web: routes without an access level: " + strings.Join(missing, ", "))
 	}
 	return s
+}
+
+func prefixStrings(ps []netip.Prefix) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.String()
+	}
+	return out
 }
 
 // Handler returns the Fiber app, for tests.
