@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -444,6 +445,12 @@ func TestOversizedBodiesGet413(t *testing.T) {
 	status, _ := rawChunked(t, h.base, "/api/runs", 200<<10)
 	if status != http.StatusRequestEntityTooLarge {
 		t.Errorf("chunked 200 KiB body: %d, want 413", status)
+	}
+	// A client that asks first is told no before it sends anything.
+	status, _ = rawRequest(t, h.base, "POST", "/api/runs", []string{"Content-Type", "application/json",
+		"Expect", "100-continue", "Content-Length", strconv.Itoa(8 << 20)}, "")
+	if status != http.StatusExpectationFailed {
+		t.Errorf("Expect: 100-continue with 8 MiB: %d, want 417", status)
 	}
 	// Still served after all that.
 	h.launch(map[string]any{"mode": "sequential", "tasks": 1, "delay_ms": 0})

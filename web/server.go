@@ -20,6 +20,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/compress"
 	"github.com/gofiber/fiber/v2/middleware/recover"
+	"github.com/valyala/fasthttp"
 
 	"github.com/taskrace/taskrace/app"
 )
@@ -130,6 +131,8 @@ func New(core *app.Core, cfg Config, logger *slog.Logger) *Server {
 		EnableStackTrace:  true,
 		StackTraceHandler: s.logPanic,
 	}), s.requestID, securityHeaders, compressed, s.limitBody)
+	// A client that asks before sending a body over the limit is told no at once (417).
+	s.app.Server().ContinueHandler = func(h *fasthttp.RequestHeader) bool { return h.ContentLength() <= cfg.MaxBody }
 	s.routes()
 	if missing := s.undeclaredRoutes(); len(missing) > 0 {
 		panic("web: routes without an access level: " + strings.Join(missing, ", "))
