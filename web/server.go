@@ -74,6 +74,7 @@ type Server struct {
 
 	etags sync.Map // asset name → quoted ETag, for unhashed /static URLs
 
+	live       liveRuns       // the projections the HTML streams follow
 	viewers    viewerCount    // open event streams
 	monitor    *monitor       // asynqmon, closed on Shutdown
 	workerSnap workerSnapshot // the last read of the live workers
