@@ -466,4 +466,3 @@ func (f *fragmenter) ping() []byte {
 	at := templates.F(float64(time.Since(f.run.CreatedAt.Time).Microseconds()) / 1000)
 	return []byte("event: ping\ndata: <i hidden data-sync=\"" + f.run.ID + "\" data-at-ms=\"" + at + "\"></i>\n\n")
 }
-
