@@ -80,6 +80,37 @@ type Projection struct {
 	last     Time    // the latest time of a task event
 	end      *Event  // the terminal event, if projected
 	slab     []Attempt
+	counts   counts
+}
+
+// counts are the tasks of a projection by state, and their attempts.
+type counts struct {
+	queued, running, retrying, done, failed, canceled int
+	retries, failedAttempts                           int
+}
+
+// add counts task t in, or out with sign -1.
+func (c *counts) add(t *Task, sign int) {
+	switch t.State {
+	case TaskStateQueued:
+		c.queued += sign
+	case TaskStateRunning:
+		c.running += sign
+	case TaskStateRetrying:
+		c.retrying += sign
+	case TaskStateDone:
+		c.done += sign
+	case TaskStateFailed:
+		c.failed += sign
+	case TaskStateCanceled:
+		c.canceled += sign
+	}
+	c.retries += sign * max(0, len(t.History)-1)
+	for _, a := range t.History {
+		if a.Outcome == AttemptFailed {
+			c.failedAttempts += sign
+		}
+	}
 }
 
 // Project folds all of a run's events into what every view shows of it now: a running
@@ -111,16 +142,7 @@ func StatusOf(eventType string) string {
 }
 
 func project(r *Run, events []*Event, t time.Time, cut bool, baseline *Run) *Projection {
-	run := *r
-	p := &Projection{Run: &run, Tasks: make([]*Task, r.Tasks), final: make([]bool, r.Tasks), Created: r.CreatedAt,
-		slab: make([]Attempt, 0, r.Tasks)}
-	// One allocation for all tasks, and room for one attempt each: a page of ten thousand
-	// tasks projects in a few allocations per task.
-	tasks, first := make([]Task, r.Tasks), make([]*Attempt, r.Tasks)
-	for i := range p.Tasks {
-		tasks[i] = Task{ID: TaskID(r.ID, i), Index: i, State: TaskStateQueued, History: first[i : i : i+1]}
-		p.Tasks[i] = &tasks[i]
-	}
+	p := newProjection(r)
 	for _, e := range inStreamOrder(events) {
 		if e.Terminal() {
 			// Nothing after a run's end is part of it: a task that starts once the run was
@@ -133,31 +155,58 @@ func project(r *Run, events []*Event, t time.Time, cut bool, baseline *Run) *Pro
 		if cut && e.At.After(t) {
 			continue
 		}
-		if e.Type == RunCreated {
-			if !e.At.IsZero() {
-				p.Created = e.At
-			}
-			continue
-		}
-		if e.Index == nil || *e.Index < 0 || *e.Index >= len(p.Tasks) {
-			continue
-		}
-		if e.At.After(p.last.Time) {
-			p.last = e.At
-		}
-		switch e.Type {
-		case TaskQueued:
-			p.Tasks[*e.Index].QueuedAt = e.At
-		case TaskStarted:
-			p.started(*e.Index, e)
-		case TaskFinished, TaskFailed:
-			p.ended(*e.Index, e)
-		}
+		p.fold(e)
 	}
 	p.settle(t)
+	for _, task := range p.Tasks {
+		p.counts.add(task, 1)
+	}
 	p.Summary = p.summarize(baseline)
 	p.Lanes = lanesOf(p.Tasks)
 	return p
+}
+
+// newProjection is r before any event: every task queued.
+func newProjection(r *Run) *Projection {
+	run := *r
+	p := &Projection{Run: &run, Tasks: make([]*Task, r.Tasks), final: make([]bool, r.Tasks), Created: r.CreatedAt,
+		slab: make([]Attempt, 0, r.Tasks)}
+	// One allocation for all tasks, and room for one attempt each: a page of ten thousand
+	// tasks projects in a few allocations per task.
+	tasks, first := make([]Task, r.Tasks), make([]*Attempt, r.Tasks)
+	for i := range p.Tasks {
+		tasks[i] = Task{ID: TaskID(r.ID, i), Index: i, State: TaskStateQueued, History: first[i : i : i+1]}
+		p.Tasks[i] = &tasks[i]
+	}
+	return p
+}
+
+// fold takes in one event that does not end the run, and returns the index of the task it
+// is about, or -1.
+func (p *Projection) fold(e *Event) int {
+	if e.Type == RunCreated {
+		if !e.At.IsZero() {
+			p.Created = e.At
+		}
+		return -1
+	}
+	if e.Index == nil || *e.Index < 0 || *e.Index >= len(p.Tasks) {
+		return -1
+	}
+	if e.At.After(p.last.Time) {
+		p.last = e.At
+	}
+	switch e.Type {
+	case TaskQueued:
+		p.Tasks[*e.Index].QueuedAt = e.At
+	case TaskStarted:
+		p.started(*e.Index, e)
+	case TaskFinished, TaskFailed:
+		p.ended(*e.Index, e)
+	default:
+		return -1
+	}
+	return *e.Index
 }
 
 // CompareWith sets the summary's comparison against baseline (nil: against tasks × delay),
@@ -265,6 +314,15 @@ func (p *Projection) ended(i int, e *Event) {
 // settle decides every task's state once the events are folded, and ends the attempts
 // still open: at the run's end when it has ended (they are canceled), else at the instant.
 func (p *Projection) settle(t time.Time) {
+	p.At = p.instant(t)
+	for i := range p.Tasks {
+		p.settleOne(i)
+	}
+}
+
+// instant is the instant projected: the run's end once it has ended, else t, never before
+// the latest event nor before the run's creation.
+func (p *Projection) instant(t time.Time) Time {
 	at := p.last
 	if p.end != nil {
 		// The end is never before an event of the run: a worker whose clock is ahead, or an
@@ -279,19 +337,22 @@ func (p *Projection) settle(t time.Time) {
 	if at.Before(p.Created.Time) {
 		at = p.Created
 	}
-	p.At = at
-	for i, task := range p.Tasks {
-		if p.final[i] {
-			task.History = settleFinal(task.History)
-		}
-		for _, a := range task.History {
-			if a.Outcome == AttemptRunning && p.Ended {
-				a.Outcome, a.EndedAt = AttemptCanceled, at
-			}
-			p.place(a)
-		}
-		p.settleTask(task, p.final[i])
+	return at
+}
+
+// settleOne decides task i's state and places its attempts as of p.At.
+func (p *Projection) settleOne(i int) {
+	task := p.Tasks[i]
+	if p.final[i] {
+		task.History = settleFinal(task.History)
 	}
+	for _, a := range task.History {
+		if a.Outcome == AttemptRunning && p.Ended {
+			a.Outcome, a.EndedAt = AttemptCanceled, p.At
+		}
+		p.place(a)
+	}
+	p.settleTask(task, p.final[i])
 }
 
 // settleFinal closes the attempts of a task whose end was recorded: one still open before
@@ -373,35 +434,11 @@ func (p *Projection) settleTask(t *Task, final bool) {
 	}
 }
 
-// summarize counts the tasks and attempts and sets the run's status and timing as its
-// events tell them.
+// summarize sets the run's status and timing as its events tell them, with the tasks and
+// attempts as counted.
 func (p *Projection) summarize(baseline *Run) Summary {
-	r := p.Run
-	r.Done, r.Failed = 0, 0
-	var s Summary
-	for _, t := range p.Tasks {
-		switch t.State {
-		case TaskStateQueued:
-			s.Queued++
-		case TaskStateRunning:
-			s.Running++
-		case TaskStateRetrying:
-			s.Retrying++
-		case TaskStateDone:
-			s.Done++
-		case TaskStateFailed:
-			s.Failed++
-		case TaskStateCanceled:
-			s.Canceled++
-		}
-		s.Retries += max(0, len(t.History)-1)
-		for _, a := range t.History {
-			if a.Outcome == AttemptFailed {
-				s.FailedAttempts++
-			}
-		}
-	}
-	r.Done, r.Failed = s.Done+s.Failed, s.Failed
+	r, c := p.Run, p.counts
+	r.Done, r.Failed = c.done+c.failed, c.failed
 	r.Status, r.WallMS, r.EndedAt, r.Reason = StatusRunning, nil, Time{}, ""
 	if p.Ended {
 		r.Status, r.EndedAt, r.Reason = StatusOf(p.end.Type), p.At, p.end.Reason
@@ -413,9 +450,9 @@ func (p *Projection) summarize(baseline *Run) Summary {
 		p.Compared = baseline
 	}
 	sum.ElapsedMS = max(0, p.sinceMS(p.At))
-	sum.Retries, sum.FailedAttempts = s.Retries, s.FailedAttempts
-	sum.Queued, sum.Running, sum.Retrying = s.Queued, s.Running, s.Retrying
-	sum.Done, sum.Failed, sum.Canceled = s.Done, s.Failed, s.Canceled
+	sum.Retries, sum.FailedAttempts = c.retries, c.failedAttempts
+	sum.Queued, sum.Running, sum.Retrying = c.queued, c.running, c.retrying
+	sum.Done, sum.Failed, sum.Canceled = c.done, c.failed, c.canceled
 	return sum
 }
 
@@ -450,11 +487,12 @@ func Summarize(r *Run, baseline *Run) Summary {
 // baseline, nor compared with a later one.
 func IsBaseline(b, r *Run) bool {
 	return b != nil && r != nil && b.ID < r.ID && b.Mode == Sequential && b.Status == StatusFinished &&
-		b.WallMS != nil && samePlan(b.Plan, r.Plan)
+		b.WallMS != nil && SameWork(b.Plan, r.Plan)
 }
 
-// samePlan reports whether two plans do the same work, whatever their mode and parallelism.
-func samePlan(a, b Plan) bool {
+// SameWork reports whether two plans do the same work, whatever their mode and parallelism:
+// runs of them compare like with like.
+func SameWork(a, b Plan) bool {
 	return a.Tasks == b.Tasks && a.DelayMS == b.DelayMS && a.Target == b.Target && a.FailureRate == b.FailureRate
 }
 
@@ -468,6 +506,24 @@ func BaselineOf(r *Run, runs []*Run) *Run {
 		}
 	}
 	return best
+}
+
+// LatestOfEachMode picks from runs the latest finished run of each mode that does the same
+// work as plan (see SameWork), in the order of Modes: the runs that compare like with like.
+func LatestOfEachMode(runs []*Run, plan Plan) []*Run {
+	var out []*Run
+	for _, m := range Modes {
+		var latest *Run
+		for _, r := range runs {
+			if r.Mode == m && r.Status == StatusFinished && SameWork(r.Plan, plan) && (latest == nil || r.ID > latest.ID) {
+				latest = r
+			}
+		}
+		if latest != nil {
+			out = append(out, latest)
+		}
+	}
+	return out
 }
 
 // lanesOf lays the attempts out in lanes, one per worker slot, in order of host, pid and

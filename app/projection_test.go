@@ -65,22 +65,25 @@ type bar struct {
 	startMS, durMS float64
 }
 
-func TestProjection(t *testing.T) {
+// projectionCase is a run's events and what its projection must say.
+type projectionCase struct {
+	name    string
+	script  func() *script
+	at      float64 // > 0: ProjectAt this offset; else Project as of now
+	now     float64 // offset of now for Project
+	status  string
+	states  []string
+	bars    [][]bar // per task, its attempts
+	wallMS  float64 // -1: still running
+	elapsed float64
+	retries int
+	lanes   []string
+	check   func(t *testing.T, p *Projection)
+}
+
+func projectionCases() []projectionCase {
 	a0, a1, b0 := slot("a", 1, 0), slot("a", 1, 1), slot("b", 2, 0)
-	tests := []struct {
-		name    string
-		script  func() *script
-		at      float64 // > 0: ProjectAt this offset; else Project as of now
-		now     float64 // offset of now for Project
-		status  string
-		states  []string
-		bars    [][]bar // per task, its attempts
-		wallMS  float64 // -1: still running
-		elapsed float64
-		retries int
-		lanes   []string
-		check   func(t *testing.T, p *Projection)
-	}{
+	return []projectionCase{
 		{
 			name: "normal",
 			script: func() *script {
@@ -383,7 +386,10 @@ func TestProjection(t *testing.T) {
 			lanes:   []string{"a:1/0"},
 		},
 	}
-	for _, tt := range tests {
+}
+
+func TestProjection(t *testing.T) {
+	for _, tt := range projectionCases() {
 		t.Run(tt.name, func(t *testing.T) {
 			s := tt.script()
 			var p *Projection
@@ -556,5 +562,29 @@ func BenchmarkProject(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		Project(s.r, s.evs, time.Now(), nil)
+	}
+}
+
+func TestLatestOfEachMode(t *testing.T) {
+	wall := 100.0
+	plan := Plan{Tasks: 10, DelayMS: 100, Target: BuiltinTarget}
+	run := func(id string, mode Mode, status string, tasks int) *Run {
+		p := plan
+		p.Mode, p.Tasks = mode, tasks
+		return &Run{ID: id, Plan: p, Status: status, WallMS: &wall}
+	}
+	runs := []*Run{
+		run("01JN0000000000000000000009", Distributed, StatusFinished, 5000), // other work
+		run("01JN0000000000000000000008", Sequential, StatusCanceled, 10),    // not finished
+		run("01JN0000000000000000000007", Distributed, StatusFinished, 10),
+		run("01JN0000000000000000000005", Distributed, StatusFinished, 10),
+		run("01JN0000000000000000000004", Sequential, StatusFinished, 10),
+	}
+	var got []string
+	for _, r := range LatestOfEachMode(runs, plan) {
+		got = append(got, string(r.Mode)+" "+r.ID[len(r.ID)-1:])
+	}
+	if want := []string{"sequential 4", "distributed 7"}; !slices.Equal(got, want) {
+		t.Errorf("latest of each mode %v, want %v", got, want)
 	}
 }

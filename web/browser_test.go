@@ -491,8 +491,21 @@ func TestBrowserRaceOnCompare(t *testing.T) {
 	if firstSeq < 0 || lastDist < 0 || firstSeq > lastDist {
 		t.Errorf("the runs did not progress together: sequential's first task at %.0f ms, distributed's last at %.0f ms", firstSeq, lastDist)
 	}
+	// A second viewer follows the page without reloading it.
+	watcher := b.fresh()
+	b.open(watcher, "/compare?runs="+seq+","+dist)
+	eval[bool](b, watcher, `(window.__marker = 1, true)`)
+	if !eval[bool](b, watcher, `!!document.querySelector('button[data-cancel-all]')`) {
+		t.Error("a compare page with a running run offers no Cancel all")
+	}
 	// Cancel all: the sequential run, still running, is canceled.
 	b.do(ctx, chromedp.Click(chromedp.CSS(`button[data-cancel-all]`)))
+	b.until(watcher, 10*time.Second, "the watcher to see both runs end", fmt.Sprintf(
+		`document.getElementById('status-%s')?.dataset.status === 'canceled' && document.getElementById('status-%s')?.dataset.status === 'finished'`, seq, dist))
+	b.until(watcher, 5*time.Second, "Cancel all to go from the finished page", `!document.querySelector('button[data-cancel-all]')`)
+	if !eval[bool](b, watcher, `window.__marker === 1`) {
+		t.Error("the watching compare page reloaded")
+	}
 	b.until(ctx, 10*time.Second, "the sequential run canceled", fmt.Sprintf(`document.getElementById('status-%s')?.dataset.status === 'canceled'`, seq))
 	if st := h.apiRun(seq).Run.Status; st != app.StatusCanceled {
 		t.Errorf("sequential run is %s after Cancel all", st)
@@ -584,11 +597,12 @@ func TestBrowserStreamResumesAfterADrop(t *testing.T) {
 	// The stream cut on purpose: the browser reports the broken response.
 	b.allow("ERR_INCOMPLETE_CHUNKED_ENCODING")
 	ctx := b.ctx
-	r := h.launch(map[string]any{"mode": "distributed", "tasks": 30, "delay_ms": 200})
+	// Long enough (6 s) that the cut comes mid-run on a loaded machine too.
+	r := h.launch(map[string]any{"mode": "distributed", "tasks": 30, "delay_ms": 1000})
 	b.open(ctx, "/runs/"+r.ID)
 	b.until(ctx, 10*time.Second, "a task to end", fmt.Sprintf(`+document.getElementById('progress-%s').dataset.done >= 5`, r.ID))
 	cut.cut()
-	b.until(ctx, 20*time.Second, "the run to end", `document.querySelector('[data-status=finished]')`)
+	b.until(ctx, 30*time.Second, "the run to end", `document.querySelector('[data-status=finished]')`)
 	cut.mu.Lock()
 	queries := append([]string(nil), cut.queries...)
 	cut.mu.Unlock()

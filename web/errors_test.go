@@ -3,8 +3,10 @@ package web
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -274,5 +276,31 @@ func TestPanicIsA500Problem(t *testing.T) {
 	}
 	if res := h.get("/healthz"); res.status != http.StatusOK {
 		t.Errorf("after a panic, /healthz = %d", res.status)
+	}
+}
+
+// A page that fails shows what the API would say, never the cause, and the cause is logged.
+func TestPageErrorsLogTheirCause(t *testing.T) {
+	t.Parallel()
+	var srv *Server
+	h := start(t, withRoutes(func(a *fiber.App) {
+		a.Get("/page-boom", func(c *fiber.Ctx) error { return srv.pageError(c, errors.New("secret internal detail")) })
+	}))
+	srv = h.srv
+	var sink syncBuffer
+	h.srv.logger = slog.New(slog.NewJSONHandler(&sink, nil))
+	res := h.get("/page-boom")
+	if res.status != http.StatusInternalServerError || !strings.HasPrefix(res.header.Get("Content-Type"), "text/html") {
+		t.Fatalf("a failed page: %d %s", res.status, res.header.Get("Content-Type"))
+	}
+	if strings.Contains(string(res.body), "secret") || !strings.Contains(string(res.body), "the cause has been logged") {
+		t.Errorf("the error page reads: %s", text(string(res.body)))
+	}
+	logged := false
+	for _, l := range sink.lines() {
+		logged = logged || strings.Contains(fmt.Sprint(l["err"]), "secret internal detail")
+	}
+	if !logged {
+		t.Errorf("the cause was not logged: %v", sink.lines())
 	}
 }

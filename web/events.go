@@ -41,7 +41,7 @@ func (s *Server) events(c *fiber.Ctx) error {
 		if err != nil || ended {
 			return nil, err
 		}
-		return s.runStream(r, after, false), nil
+		return s.runStream(r, after, nil), nil
 	})
 }
 
@@ -91,6 +91,8 @@ type runSource struct {
 	lastID string            // the last event sent or batched
 	out    [][]byte
 
+	caughtUp bool // the HTML stream has sent the page the server's time after its catch-up
+
 	// The HTML stream of a big run batches its fragments (see coalesceAbove).
 	coalesce bool
 	pending  batch
@@ -98,12 +100,11 @@ type runSource struct {
 	timer    *time.Timer
 }
 
-// runStream is the source of a run's stream after the event ID after, as HTML fragments
-// when html is set.
-func (s *Server) runStream(r *app.Run, after string, html bool) *runSource {
-	src := &runSource{s: s, run: r, lastID: after}
-	if html {
-		src.html = &fragmenter{s: s, run: r}
+// runStream is the source of a run's stream after the event ID after, as the HTML fragments
+// html renders when it is set.
+func (s *Server) runStream(r *app.Run, after string, html *fragmenter) *runSource {
+	src := &runSource{s: s, run: r, lastID: after, html: html}
+	if html != nil {
 		src.coalesce = r.Tasks > coalesceAbove
 	}
 	return src
@@ -136,8 +137,22 @@ func (r *runSource) next(ctx context.Context) ([][]byte, bool, error) {
 	if len(r.pending.lines) > 0 && !time.Now().Before(r.flushAt) {
 		out = append(out, r.pending.frame())
 	}
+	if r.html != nil && !r.caughtUp && !end {
+		// The first call catches up from the log: the page learns the server's time once it
+		// has what the log held, and only then lets its clock run (see static/js/live.js).
+		r.caughtUp = true
+		out = append(out, r.html.ping())
+	}
 	r.out = out
 	return out, end, nil
+}
+
+// ping is the source's keep-alive frame: for the HTML stream, one with the server's time.
+func (r *runSource) ping() []byte {
+	if r.html != nil {
+		return r.html.ping()
+	}
+	return pingFrame
 }
 
 // add appends e's frame to out, or batches its fragments.
@@ -164,7 +179,7 @@ func (r *runSource) add(out [][]byte, e *app.Event) [][]byte {
 				r.timer.Reset(coalesceEvery)
 			}
 		}
-		r.pending.add(e.ID, e.Frame(htmlParts, r.html.parts))
+		r.pending.add(e.ID, r.html.windowParts(e))
 	}
 	return out
 }
@@ -211,6 +226,9 @@ func (r *runSource) last(ctx context.Context) [][]byte {
 func (r *runSource) close() {
 	if r.sub != nil {
 		r.sub.Close()
+	}
+	if r.html != nil {
+		r.html.close()
 	}
 	if r.timer != nil {
 		r.timer.Stop()

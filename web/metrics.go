@@ -68,7 +68,7 @@ func (c *taskCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *taskCollector) Collect(ch chan<- prometheus.Metric) {
-	r := c.s.live
+	r := c.s.recorded
 	if r == nil {
 		return
 	}

@@ -2,7 +2,6 @@ package web
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"math"
 	"net/http"
@@ -27,6 +26,11 @@ const (
 	homeScan     = 100 // recent runs the home page reads to find the latest of each mode
 	homeRecent   = 10  // recent runs listed on the home page
 	pageTimeout  = 5 * time.Second
+
+	// liveMargin is how far behind now a live run's page is drawn: about what an event takes
+	// to reach the page, so that nothing drawn runs past an event still on its way. The
+	// page's clock (static/js/live.js, MARGIN_MS) keeps the same margin.
+	liveMargin = 100 * time.Millisecond
 )
 
 func (s *Server) registerPages() {
@@ -75,12 +79,16 @@ func (s *Server) access(c *fiber.Ctx) templates.Access {
 
 // pageError renders err as a page, with the status its code maps to.
 func (s *Server) pageError(c *fiber.Ctx, err error) error {
-	status := statusOf(app.ErrorCode(err))
-	if status >= 500 && status != http.StatusServiceUnavailable {
-		s.logger.Error("page failed", "path", c.Path(), "err", err)
-	}
+	status, msg := s.failure(c, err)
 	p := s.page(c, http.StatusText(status), "")
-	return s.render(c, status, templates.ErrorPage(templates.ErrorView{Page: p, Status: status, Message: app.ErrorMessage(err)}))
+	return s.render(c, status, templates.ErrorPage(templates.ErrorView{Page: p, Status: status, Message: msg}))
+}
+
+// failure is what a page shows of err, as an error page or inline: the status and message
+// of its problem (see Server.problem, which logs an internal cause and never shows it).
+func (s *Server) failure(c *fiber.Ctx, err error) (status int, msg string) {
+	p := s.problem(c.UserContext(), err)
+	return p.Status, p.Detail
 }
 
 // baseURL is where the audience reaches this server: PUBLIC_URL when set, else the address
@@ -126,16 +134,18 @@ func (s *Server) home(c *fiber.Ctx) error {
 	ctx, cancel := pageContext(c)
 	defer cancel()
 	v := templates.HomeView{Page: s.page(c, "Dashboard", "home"), Form: templates.DefaultForm}
-	if err := s.fillHome(ctx, &v); err != nil {
-		v.Error = app.ErrorMessage(err)
-		return s.render(c, statusOf(app.ErrorCode(err)), templates.Home(v))
+	if err := s.fillHome(ctx, &v, true); err != nil {
+		status, msg := s.failure(c, err)
+		v.Error = msg
+		return s.render(c, status, templates.Home(v))
 	}
 	return s.render(c, http.StatusOK, templates.Home(v))
 }
 
 // fillHome reads what the dashboard shows: one read of the recent runs gives the recent
-// list, the latest finished run of each mode and their sequential baselines.
-func (s *Server) fillHome(ctx context.Context, v *templates.HomeView) error {
+// list, the plan of the latest finished run, the latest finished run of each mode of that
+// plan and their sequential baselines. With setForm, the form holds that plan.
+func (s *Server) fillHome(ctx context.Context, v *templates.HomeView, setForm bool) error {
 	v.Targets = append([]string{app.BuiltinTarget}, s.core.Config.Limits.Allowlist...)
 	v.Capacity = s.capacity(ctx)
 	runs, next, err := s.core.Runs.List(ctx, app.ListQuery{Limit: homeScan})
@@ -143,62 +153,82 @@ func (s *Server) fillHome(ctx context.Context, v *templates.HomeView) error {
 		return err
 	}
 	v.Recent = runs[:min(len(runs), homeRecent)]
-	for _, m := range app.Modes {
-		var latest *app.Run
-		for _, r := range runs {
-			if r.Mode == m && r.Status == app.StatusFinished {
-				latest = r
-				break
-			}
+	var latest *app.Run
+	for _, r := range runs {
+		if r.Status == app.StatusFinished {
+			latest = r
+			break
 		}
-		if latest == nil && next != "" {
-			found, _, err := s.core.Runs.List(ctx, app.ListQuery{Mode: m, Status: app.StatusFinished, Limit: 1})
+	}
+	if latest == nil && next != "" {
+		found, _, err := s.core.Runs.List(ctx, app.ListQuery{Status: app.StatusFinished, Limit: 1})
+		if err != nil {
+			return err
+		}
+		if len(found) > 0 {
+			latest = found[0]
+		}
+	}
+	if latest == nil {
+		return nil
+	}
+	plan := latest.Plan
+	v.Compared = &plan
+	if setForm {
+		v.Form = formOf(latest)
+	}
+	pool := runs
+	if next != "" {
+		// Older runs of the plan, past the first page, for a mode the page lacks.
+		for _, m := range app.Modes {
+			if slices.ContainsFunc(app.LatestOfEachMode(runs, plan), func(r *app.Run) bool { return r.Mode == m }) {
+				continue
+			}
+			more, _, err := s.core.Runs.List(ctx, app.ListQuery{Mode: m, Status: app.StatusFinished, Limit: homeScan})
 			if err != nil {
 				return err
 			}
-			if len(found) > 0 {
-				latest = found[0]
-			}
+			pool = append(pool, more...)
 		}
-		if latest == nil {
-			continue
-		}
-		cp := *latest
-		baseline := app.BaselineOf(&cp, runs)
+	}
+	for _, r := range app.LatestOfEachMode(pool, plan) {
+		cp := *r
+		baseline := app.BaselineOf(&cp, pool)
 		if baseline == nil && next != "" {
 			baseline, _ = s.core.Runs.Baseline(ctx, &cp)
 		}
-		v.Results = append(v.Results, withBaseline(&cp, baseline))
+		v.Results = append(v.Results, resultOf(&cp, baseline))
 	}
 	return nil
 }
 
-// withBaseline sets r's speed-up as the API does, and its reduction, against baseline.
-func withBaseline(r *app.Run, baseline *app.Run) templates.Result {
-	return templates.Result{Run: r, Reduction: app.Summarize(r, baseline).ReductionPct}
+// formOf is the launch form holding r's plan.
+func formOf(r *app.Run) templates.LaunchForm {
+	f := templates.LaunchForm{Tasks: strconv.Itoa(r.Tasks), Delay: templates.F(float64(r.DelayMS) / 1000),
+		Parallelism: templates.DefaultForm.Parallelism, Target: r.Target, FailureRate: templates.F(r.FailureRate)}
+	if r.Mode == app.Concurrent {
+		f.Parallelism = strconv.Itoa(r.Parallelism)
+	}
+	return f
 }
 
-// resultRow reads r's baseline and returns its results row.
-func (s *Server) resultRow(ctx context.Context, r *app.Run) (templates.Result, *app.Run) {
-	var baseline *app.Run
-	if r.Status == app.StatusFinished {
-		baseline, _ = s.core.Runs.Baseline(ctx, r)
+// resultOf is r's results row against baseline (nil: against tasks × delay); it sets r's
+// speed-up as the API does.
+func resultOf(r *app.Run, baseline *app.Run) templates.Result {
+	res := templates.Result{Run: r, Sum: app.Summarize(r, baseline)}
+	if res.Sum.Baseline != "" {
+		res.Baseline = baseline
 	}
-	return withBaseline(r, baseline), baseline
+	return res
 }
 
 // capacity is the live workers of the queue.
 func (s *Server) capacity(ctx context.Context) templates.Capacity {
 	servers, err := s.core.Launcher.Servers(ctx)
 	if err != nil {
-		return templates.Capacity{Err: app.ErrorMessage(err)}
+		return templates.Capacity{Err: s.problem(ctx, err).Detail}
 	}
-	c := templates.Capacity{Workers: len(servers)}
-	for _, sv := range servers {
-		c.Slots = append(c.Slots, sv.Concurrency)
-		c.Total += sv.Concurrency
-	}
-	return c
+	return templates.Capacity{Capacity: app.CapacityOf(servers)}
 }
 
 func (s *Server) capacityPartial(c *fiber.Ctx) error {
@@ -230,6 +260,10 @@ func formPlan(c *fiber.Ctx, mode app.Mode) (app.Plan, templates.LaunchForm, erro
 	delay, err := strconv.ParseFloat(f.Delay, 64)
 	if err != nil || math.IsNaN(delay) || math.IsInf(delay, 0) {
 		return p, f, app.Invalid("delay", "must be a number of seconds; got %q", f.Delay)
+	}
+	// Far outside any limit is said as typed, before milliseconds could overflow.
+	if delay < 0 || delay > 1e9 {
+		return p, f, app.Invalid("delay", "must be a number of seconds within MAX_DELAY; got %q", f.Delay)
 	}
 	p.DelayMS = int64(math.Round(delay * 1000))
 	if mode == app.Concurrent {
@@ -284,11 +318,12 @@ func (s *Server) race(c *fiber.Ctx) error {
 }
 
 func (s *Server) homeWithError(c *fiber.Ctx, ctx context.Context, form templates.LaunchForm, err error) error {
-	v := templates.HomeView{Page: s.page(c, "Dashboard", "home"), Form: form, Error: app.ErrorMessage(err)}
-	if ferr := s.fillHome(ctx, &v); ferr != nil {
-		s.logger.Warn("dashboard: cannot read runs", "err", ferr)
+	status, msg := s.failure(c, err)
+	v := templates.HomeView{Page: s.page(c, "Dashboard", "home"), Form: form, Error: msg}
+	if ferr := s.fillHome(ctx, &v, false); ferr != nil {
+		s.failure(c, ferr) // logged if internal; the page shows the launch's error
 	}
-	return s.render(c, statusOf(app.ErrorCode(err)), templates.Home(v))
+	return s.render(c, status, templates.Home(v))
 }
 
 // runsPage is the history, newest first, filtered and paginated with the API's cursor.
@@ -309,8 +344,9 @@ func (s *Server) runsPage(c *fiber.Ctx) error {
 		v.Runs, v.Next, err = s.core.Runs.List(ctx, app.ListQuery{Mode: app.Mode(v.Mode), Status: v.Status, Limit: historyPage, Cursor: v.Cursor})
 	}
 	if err != nil {
-		v.Error = app.ErrorMessage(err)
-		return s.render(c, statusOf(app.ErrorCode(err)), templates.Runs(v))
+		status, msg := s.failure(c, err)
+		v.Error = msg
+		return s.render(c, status, templates.Runs(v))
 	}
 	return s.render(c, http.StatusOK, templates.Runs(v))
 }
@@ -333,143 +369,25 @@ func validStatus(st string) bool {
 	return false
 }
 
-// runView reads a run and its events into what its page shows.
+// runView reads a run and its events into what its page shows: its projection as of now,
+// and the window of page of its task list.
 func (s *Server) runView(ctx context.Context, id string, page int) (*templates.RunView, error) {
-	tl, evs, err := s.runEvents(ctx, id)
+	p, evs, err := s.core.ReadRun(ctx, id, time.Now().Add(-liveMargin))
 	if err != nil {
 		return nil, err
 	}
-	r := tl.Run
-	v := &templates.RunView{Run: r, Pinned: r.Pinned, Lanes: lanesOf(r, evs), ScaleMS: templates.ScaleOf(r),
-		Procs: procTallies(tl.Tasks), Lost: templates.LostWorkersOf(tl.Tasks)}
-	if r.Mode == app.Distributed {
+	v := &templates.RunView{P: p, Procs: p.Processes(), Lost: p.LostWorkers()}
+	if p.Run.Mode == app.Distributed {
 		v.Queue = s.core.Config.Queue
 	}
 	if n := len(evs); n > 0 {
 		v.After = evs[n-1].ID
 	}
-	v.Baseline = tl.Compared
-	v.Pages = max(1, (len(tl.Tasks)+tasksPerPage-1)/tasksPerPage)
+	v.Pages = max(1, (len(p.Tasks)+tasksPerPage-1)/tasksPerPage)
 	v.PageNo = min(max(page, 1), v.Pages)
 	v.First = (v.PageNo - 1) * tasksPerPage
-	v.Tasks = tl.Tasks[v.First:min(len(tl.Tasks), v.First+tasksPerPage)]
-	for _, t := range tl.Tasks {
-		if t.State == app.TaskStateRunning {
-			v.Running++
-		}
-	}
+	v.Tasks = p.Tasks[v.First:min(len(p.Tasks), v.First+tasksPerPage)]
 	return v, nil
-}
-
-// procTallies counts the tasks each worker process took, in order of host and pid; a
-// process holding an orphaned task is lost.
-func procTallies(tasks []*app.Task) []templates.ProcTally {
-	type proc struct {
-		w     app.Worker
-		tally templates.ProcTally
-	}
-	at := map[string]int{}
-	var procs []proc
-	for _, t := range tasks {
-		if t.Worker == nil {
-			continue
-		}
-		name := t.Worker.Process()
-		i, ok := at[name]
-		if !ok {
-			i = len(procs)
-			at[name] = i
-			procs = append(procs, proc{w: *t.Worker, tally: templates.ProcTally{Process: name}})
-		}
-		procs[i].tally.Tasks++
-		procs[i].tally.Lost = procs[i].tally.Lost || t.Orphaned != nil
-	}
-	slices.SortStableFunc(procs, func(a, b proc) int { return compareWorkers(a.w, b.w, false) })
-	out := make([]templates.ProcTally, len(procs))
-	for i, p := range procs {
-		out[i] = p.tally
-	}
-	return out
-}
-
-// compareWorkers orders workers by host, then pid, then (with slots) slot.
-func compareWorkers(a, b app.Worker, slots bool) int {
-	if c := cmp.Compare(a.Host, b.Host); c != 0 {
-		return c
-	}
-	if c := cmp.Compare(a.PID, b.PID); c != 0 || !slots {
-		return c
-	}
-	return cmp.Compare(a.Slot, b.Slot)
-}
-
-// lanesOf lays a run's attempts out in lanes, one per worker slot, in slot order process by
-// process, as a worker's slots are numbered. An ended attempt is placed by its end time and
-// duration, as the stream places it.
-func lanesOf(r *app.Run, evs []*app.Event) []templates.Lane {
-	type slot struct {
-		w    app.Worker
-		lane templates.Lane
-	}
-	var slots []slot
-	laneOf := map[string]int{}
-	type key struct{ index, attempt int }
-	where := map[key][2]int{} // lane, bar
-	for _, e := range evs {
-		if e.Terminal() {
-			break
-		}
-		if e.Index == nil || e.Worker == nil {
-			continue
-		}
-		w := e.Worker.String()
-		li, ok := laneOf[w]
-		if !ok {
-			li = len(slots)
-			laneOf[w] = li
-			slots = append(slots, slot{w: *e.Worker, lane: templates.Lane{Worker: w}})
-		}
-		k := key{*e.Index, e.Attempt}
-		switch e.Type {
-		case app.TaskStarted:
-			where[k] = [2]int{li, len(slots[li].lane.Bars)}
-			slots[li].lane.Bars = append(slots[li].lane.Bars, startedBar(r, e))
-		case app.TaskFinished, app.TaskFailed:
-			b := endedBar(r, e)
-			if at, ok := where[k]; ok {
-				slots[at[0]].lane.Bars[at[1]] = b
-			} else {
-				slots[li].lane.Bars = append(slots[li].lane.Bars, b)
-			}
-		}
-	}
-	slices.SortStableFunc(slots, func(a, b slot) int { return compareWorkers(a.w, b.w, true) })
-	lanes := make([]templates.Lane, len(slots))
-	for i, s := range slots {
-		lanes[i] = s.lane
-	}
-	return lanes
-}
-
-func startedBar(r *app.Run, e *app.Event) templates.Bar {
-	return templates.Bar{Index: *e.Index, Attempt: e.Attempt, State: app.TaskStateRunning,
-		StartMS: templates.SinceMS(r, e.At), DurMS: float64(r.DelayMS)}
-}
-
-func endedBar(r *app.Run, e *app.Event) templates.Bar {
-	var dur float64
-	if e.DurationMS != nil {
-		dur = *e.DurationMS
-	}
-	state := app.TaskStateDone
-	if e.Type == app.TaskFailed {
-		state = app.TaskStateFailed
-		if e.Retry != nil && *e.Retry {
-			state = app.TaskStateRetrying
-		}
-	}
-	return templates.Bar{Index: *e.Index, Attempt: e.Attempt, State: state,
-		StartMS: math.Max(0, templates.SinceMS(r, e.At)-dur), DurMS: dur}
 }
 
 // runPage shows one run, live or finished, from its record and event log.
@@ -482,42 +400,39 @@ func (s *Server) runPage(c *fiber.Ctx) error {
 		return s.pageError(c, err)
 	}
 	v.Present = c.Query("present") == "1"
-	v.URL = s.baseURL(c) + "/runs/" + v.Run.ID
+	r := v.Run()
+	v.URL = s.baseURL(c) + "/runs/" + r.ID
 	v.QR = qrSVG(v.URL)
 	v.Loopback = loopbackURL(v.URL)
-	v.OGLine = templates.OGLine(v.Run)
-	p := s.page(c, templates.ModeName(v.Run.Mode)+" run "+v.Run.ID[len(v.Run.ID)-8:], "runs")
-	p.Title = v.OGLine
-	p.Description = v.OGLine + " · " + templates.PlanLine(v.Run)
+	p := s.page(c, templates.OGLine(r), "runs")
+	p.TitleID = "title-" + r.ID
+	p.Description = templates.OGLine(r) + " · " + templates.PlanLine(r)
 	p.URL = v.URL
 	p.Scripts = []string{"js/replay.js"}
 	return s.render(c, http.StatusOK, templates.RunPage(p, v))
 }
 
 // runWorkersPartial is what a live distributed run's page refreshes every few seconds: the
-// lost workers and the tasks each worker took, one element a line.
+// workers that are gone with some of its tasks in hand, which no event tells.
 func (s *Server) runWorkersPartial(c *fiber.Ctx) error {
 	ctx, cancel := pageContext(c)
 	defer cancel()
-	tl, err := s.timeline(ctx, c.Params("id"))
+	p, err := s.timeline(ctx, c.Params("id"))
 	if err != nil {
 		return s.pageError(c, err)
 	}
 	var buf bytes.Buffer
-	for _, part := range []templ.Component{
-		templates.LostWorkers(tl.Run.ID, templates.LostWorkersOf(tl.Tasks)),
-		templates.ProcTallies(tl.Run.ID, procTallies(tl.Tasks)),
-	} {
-		var b bytes.Buffer
-		if err := part.Render(ctx, &b); err != nil {
-			return err
-		}
-		buf.Write(bytes.ReplaceAll(bytes.ReplaceAll(b.Bytes(), []byte("\r"), nil), []byte("\n"), []byte(" ")))
-		buf.WriteByte('\n')
+	if err := templates.LostWorkers(p.Run.ID, p.LostWorkers()).Render(ctx, &buf); err != nil {
+		return err
 	}
 	c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
 	c.Set(fiber.HeaderCacheControl, "no-store")
-	return c.Send(buf.Bytes())
+	return c.Send(oneLine(buf.Bytes()))
+}
+
+// oneLine puts a fragment on one line: a page applies fragments line by line.
+func oneLine(b []byte) []byte {
+	return bytes.ReplaceAll(bytes.ReplaceAll(b, []byte("\r"), nil), []byte("\n"), []byte(" "))
 }
 
 // cancelForm cancels a run from its page and shows the page again.
@@ -577,20 +492,20 @@ func (s *Server) comparePage(c *fiber.Ctx) error {
 		var rv *templates.RunView
 		if rv, err = s.runView(ctx, id, 1); err == nil {
 			v.Runs = append(v.Runs, rv)
-			v.ScaleMS = math.Max(v.ScaleMS, rv.ScaleMS)
-			res, _ := s.resultRow(ctx, rv.Run)
-			v.Results = append(v.Results, res)
+			v.ScaleMS = max(v.ScaleMS, templates.AxisExtent(rv.P.Summary))
+			v.Results = append(v.Results, templates.Result{Run: rv.P.Run, Sum: rv.P.Summary, Baseline: rv.P.Compared})
 		}
 	}
 	if err != nil {
 		v.Runs, v.Results = nil, nil
-		v.Error = app.ErrorMessage(err)
-		return s.render(c, statusOf(app.ErrorCode(err)), templates.Compare(v))
+		status, msg := s.failure(c, err)
+		v.Error = msg
+		return s.render(c, status, templates.Compare(v))
 	}
 	if len(v.Runs) > 0 {
 		parts := make([]string, len(v.Runs))
 		for i, r := range v.Runs {
-			parts[i] = templates.ModeName(r.Run.Mode)
+			parts[i] = templates.ModeName(r.Run().Mode)
 		}
 		v.Page.Title = "Compare: " + strings.Join(parts, " vs ")
 	}

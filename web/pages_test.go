@@ -2,6 +2,7 @@ package web
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"io"
 	"io/fs"
@@ -200,6 +201,9 @@ func TestHTMLStreamResumesAndEnds(t *testing.T) {
 	if rows != 8 { // started and finished, for each of 4 tasks
 		t.Errorf("%d row fragments, want 8", rows)
 	}
+	if end := frames[len(frames)-1].Data; strings.Count(end, `<i hidden data-row="task-`+r.ID) != 4 || strings.Count(end, `data-steps="0 queued;`) != 4 {
+		t.Errorf("the end frame does not give every row its steps: %s", end)
+	}
 	// Resuming at the terminal event: 204, so EventSource stops.
 	if res := h.get("/runs/"+r.ID+"/stream", "Last-Event-ID", last); res.status != http.StatusNoContent {
 		t.Errorf("resume at the end: %d", res.status)
@@ -231,8 +235,18 @@ func TestHTMLStreamCoalescesLargeRuns(t *testing.T) {
 			done[m[1]] = true
 		}
 	}
-	if len(done) != 300 {
-		t.Errorf("%d tasks reached done in the stream, want 300", len(done))
+	// The stream sends the rows of its page of the task list only.
+	if len(done) != tasksPerPage || !done[templates.RowID(r.ID, 0)] || done[templates.RowID(r.ID, tasksPerPage)] {
+		t.Errorf("%d tasks of the first page reached done in the stream, want %d", len(done), tasksPerPage)
+	}
+	second := map[string]bool{}
+	for _, f := range h.openPath("/runs/" + r.ID + "/stream?page=2").all(t) {
+		for _, m := range re.FindAllStringSubmatch(f.Data, -1) {
+			second[m[1]] = true
+		}
+	}
+	if len(second) != 300-tasksPerPage || !second[templates.RowID(r.ID, 299)] {
+		t.Errorf("%d tasks of the second page reached done in its stream, want %d", len(second), 300-tasksPerPage)
 	}
 	page := string(h.get("/runs/" + r.ID).body)
 	if n := strings.Count(page, `<tr id="task-`); n != tasksPerPage {
@@ -276,7 +290,18 @@ func TestHTMLStreamPings(t *testing.T) {
 	}
 	s := h.openPath("/runs/" + r.ID + "/stream")
 	frames := s.all(t)
-	if s.pings == 0 {
+	// A ping carries the server's time since the run was created, for the page's clock.
+	sync := regexp.MustCompile(`^<i hidden data-sync="` + r.ID + `" data-at-ms="([0-9.]+)"></i>$`)
+	pings := 0
+	for _, f := range frames {
+		if f.Type == "ping" {
+			if m := sync.FindStringSubmatch(f.Data); m == nil || mustFloat(t, m[1]) <= 0 || mustFloat(t, m[1]) > 10_000 {
+				t.Errorf("a ping carries %q, want the server's time since the run began", f.Data)
+			}
+			pings++
+		}
+	}
+	if pings == 0 {
 		t.Error("no ping while the task ran")
 	}
 	if frames[len(frames)-1].Type != "end" {
@@ -385,22 +410,22 @@ func TestRunPageShowsWorkerLoss(t *testing.T) {
 			t.Errorf("task %d, on a live worker, shows as orphaned", i)
 		}
 	}
-	// The tally of tasks per worker process, the lost one marked by a word, not colour alone.
+	// The tally of tasks per worker process, from the events; the notice above it names the
+	// lost one, in words.
 	procs := regexp.MustCompile(`(?s)<div id="procs-` + r.ID + `".*?</table>`).FindString(page)
-	wantProcs := []string{live.Process() + " 2 —", "lost:42 2 ⚠ lost"}
-	for _, want := range wantProcs {
+	for _, want := range []string{live.Process() + " 2", "lost:42 2"} {
 		if !strings.Contains(text(procs), want) {
 			t.Errorf("the workers tally lacks %q: %s", want, text(procs))
 		}
 	}
-	// The page refreshes the lost workers and the tally from a partial while the run is live.
+	// No event tells a worker's loss: the page refreshes the notice from a partial while the
+	// run is live.
 	if !strings.Contains(page, `data-poll="/runs/`+r.ID+`/workers"`) {
-		t.Error("the live run's page does not refresh its workers")
+		t.Error("the live run's page does not refresh its lost workers")
 	}
 	res = h.get("/runs/" + r.ID + "/workers")
 	lines := strings.Split(strings.TrimSpace(string(res.body)), "\n")
-	if res.status != http.StatusOK || len(lines) != 2 || !strings.HasPrefix(lines[0], `<div id="lost-`+r.ID+`"`) ||
-		!strings.HasPrefix(lines[1], `<div id="procs-`+r.ID+`"`) {
+	if res.status != http.StatusOK || len(lines) != 1 || !strings.HasPrefix(lines[0], `<div id="lost-`+r.ID+`"`) {
 		t.Fatalf("the workers partial: %d %s", res.status, res.body)
 	}
 	wantLost := "⚠ Worker lost:42 is gone with tasks 2 and 3 in hand. asynq retries between " +
@@ -408,9 +433,18 @@ func TestRunPageShowsWorkerLoss(t *testing.T) {
 	if got := text(lines[0]); !strings.Contains(got, wantLost) {
 		t.Errorf("the lost workers read %q, want %q", got, wantLost)
 	}
-	if text(lines[1]) != text(procs+"</tbody></table></div>") {
-		t.Errorf("the partial's tally %q differs from the page's %q", text(lines[1]), text(procs))
+	if notice := regexp.MustCompile(`(?s)<div id="lost-` + r.ID + `".*?</div>`).FindString(page); text(notice) != text(lines[0]) {
+		t.Errorf("the partial's notice %q differs from the page's %q", text(lines[0]), text(notice))
 	}
+}
+
+func mustFloat(t *testing.T, s string) float64 {
+	t.Helper()
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
 }
 
 var (
@@ -549,5 +583,136 @@ func TestWorkersPageListsTheLiveWorkers(t *testing.T) {
 	}
 	if _, err := h.core.Launcher.Cancel(t.Context(), r.ID); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Home compares like with like: the latest run of each mode of one plan, each row naming
+// its plan and compared only with an earlier sequential run of that plan.
+func TestHomeComparesLikeWithLike(t *testing.T) {
+	t.Parallel()
+	h := start(t, withWorker())
+	run := func(plan map[string]any) *app.Run {
+		r := h.launch(plan)
+		h.follow(r.ID)
+		return r
+	}
+	p := map[string]any{"tasks": 3, "delay_ms": 20}
+	with := func(mode string, extra ...any) map[string]any {
+		m := map[string]any{"mode": mode}
+		for k, v := range p {
+			m[k] = v
+		}
+		for i := 0; i+1 < len(extra); i += 2 {
+			m[extra[i].(string)] = extra[i+1]
+		}
+		return m
+	}
+	a := run(with("sequential"))
+	b := run(with("distributed"))
+	c := run(with("sequential"))
+	page := string(h.get("/").body)
+	row := func(id string) string {
+		m := regexp.MustCompile(`(?s)<tr id="result-` + id + `".*?</tr>`).FindString(page)
+		if m == "" {
+			t.Fatalf("no result row for run %s", id)
+		}
+		return m
+	}
+	if !strings.Contains(text(page), "Latest run of each mode: 3 tasks × 0.02 s") {
+		t.Errorf("Home does not name the plan it compares: %s", text(page))
+	}
+	for _, id := range []string{b.ID, c.ID} {
+		if !strings.Contains(text(row(id)), "3 tasks × 0.02 s") {
+			t.Errorf("the row of %s does not name its plan: %s", id, text(row(id)))
+		}
+	}
+	if strings.Contains(page, `id="result-`+a.ID+`"`) {
+		t.Error("Home lists an older sequential run besides the latest")
+	}
+	// The distributed run is compared with the sequential run before it, never the later one.
+	if want := "against sequential run " + templates.ShortID(a.ID); !strings.Contains(row(b.ID), want) {
+		t.Errorf("the distributed row is not compared with %s: %s", a.ID, row(b.ID))
+	}
+	if want := "against sequential run " + templates.ShortID(a.ID); !strings.Contains(row(c.ID), want) {
+		t.Errorf("the sequential row is not compared with the earlier one: %s", row(c.ID))
+	}
+	// The chart: ticks from 0 at the start of the track, and the ideal labelled at its line.
+	chart := regexp.MustCompile(`(?s)<svg[^>]*data-chart.*?</svg>`).FindString(page)
+	if !strings.Contains(chart, `data-tick="0"`) || strings.Count(chart, "data-tick-label") < 3 ||
+		!regexp.MustCompile(`<text x="`+templates.F(templates.ChartLeft)+`"[^>]*text-anchor="start"[^>]*data-tick-label[^>]*>0 s<`).MatchString(chart) {
+		t.Errorf("the chart's axis: %s", chart)
+	}
+	ideals := regexp.MustCompile(`<line x1="([0-9.]+)"[^>]*data-ideal-line></line>\s*<text x="([0-9.]+)"`).FindAllStringSubmatch(chart, -1)
+	if len(ideals) != 2 {
+		t.Errorf("%d labelled ideal lines, want one per row: %s", len(ideals), chart)
+	}
+	for _, m := range ideals {
+		if m[1] != m[2] {
+			t.Errorf("an ideal label at x=%s, its line at x=%s", m[2], m[1])
+		}
+		if x := mustFloat(t, m[1]); x >= templates.ChartLeft+templates.ChartWidth {
+			t.Errorf("an ideal line at the end of the track (x=%v): no head-room", x)
+		}
+	}
+	// Another plan: Home compares that one, and the form holds it.
+	d := run(map[string]any{"mode": "concurrent", "tasks": 5, "delay_ms": 10, "parallelism": 2})
+	page = string(h.get("/").body)
+	if !strings.Contains(page, `id="result-`+d.ID+`"`) || strings.Contains(page, `id="result-`+b.ID+`"`) {
+		t.Error("Home does not compare the latest plan alone")
+	}
+	if !strings.Contains(page, `id="tasks" name="tasks" type="number" value="5"`) {
+		t.Error("the form does not hold the compared plan")
+	}
+}
+
+// Every viewer gets the same fragments for an event, whether it follows the run from the
+// start, resumes past what the run's shared projection holds, or lags behind the fragments
+// kept.
+func TestHTMLFragmentsAreTheSameForEveryViewer(t *testing.T) {
+	t.Parallel()
+	h := start(t, withWorker())
+	h.srv.live.keep = 3
+	r := h.launch(map[string]any{"mode": "distributed", "tasks": 6, "delay_ms": 10, "failure_rate": 0.5})
+	h.follow(r.ID)
+	read := func() []*app.Event { // each viewer gets events of its own, as from the log
+		evs, err := h.core.Log.ReadAll(t.Context(), r.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return evs
+	}
+	rec, err := h.core.Runs.Get(t.Context(), r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := h.srv.newFragmenter(rec, 1, "")
+	defer first.close()
+	var want [][]byte
+	for _, e := range read() {
+		want = append(want, first.windowParts(e))
+	}
+	if len(want) < 10 || want[len(want)-1] == nil {
+		t.Fatalf("%d events, the last with fragments %q", len(want), want[len(want)-1])
+	}
+	for _, from := range []int{1, 4, len(want) - 2} {
+		evs := read()
+		v := h.srv.newFragmenter(rec, 1, evs[from-1].ID)
+		for i := from; i < len(evs); i++ {
+			if got := v.windowParts(evs[i]); !bytes.Equal(got, want[i]) {
+				t.Errorf("resumed after event %d, event %d (%s) renders\n%s\nwant\n%s", from-1, i, evs[i].Type, got, want[i])
+			}
+		}
+		v.close()
+	}
+	// A viewer that resumes past the shared projection: the projection catches up first.
+	h.srv.live.leave(rec) // the first viewer leaves: the next starts the run's state afresh
+	first.lr = h.srv.live.join(rec)
+	evs := read()
+	v := h.srv.newFragmenter(rec, 1, evs[len(evs)-3].ID)
+	defer v.close()
+	for i := len(evs) - 2; i < len(evs); i++ {
+		if got := v.windowParts(evs[i]); !bytes.Equal(got, want[i]) {
+			t.Errorf("a fresh state, resumed late: event %d renders\n%s\nwant\n%s", i, got, want[i])
+		}
 	}
 }

@@ -146,7 +146,11 @@ func (s *Server) writeStream(conn *sseConn, src sseSource) {
 		case <-src.ready():
 		case <-src.due():
 		case <-ping.C:
-			if !send(pingFrame) {
+			frame := pingFrame
+			if p, ok := src.(interface{ ping() []byte }); ok {
+				frame = p.ping() // the HTML stream's carries the server's time
+			}
+			if !send(frame) {
 				return
 			}
 		case <-s.base.Done():

@@ -66,7 +66,7 @@ func (s *Server) registerTasks() {
 	if err != nil {
 		panic("web: " + err.Error()) // the connection option is taskrace's own: it makes a go-redis client
 	}
-	s.live = r
+	s.recorded = r
 	s.route(fiber.MethodGet, "/api/tasks/events", restricted, s.taskEvents)
 
 	register(s, restricted, huma.Operation{
@@ -174,7 +174,7 @@ func (s *Server) listTasks(ctx context.Context, in *listTasksInput) (*taskListOu
 		err := app.Invalid("cursor", "must be the next value of a previous page; got %q", in.Cursor)
 		return nil, s.fail(ctx, about(err, "query", map[string]any{"cursor": in.Cursor}))
 	}
-	p, err := s.live.Tasks(ctx, q, in.Limit, in.Cursor)
+	p, err := s.recorded.Tasks(ctx, q, in.Limit, in.Cursor)
 	if err != nil {
 		return nil, s.fail(ctx, liveError(err, "tasks"))
 	}
@@ -191,7 +191,7 @@ func (s *Server) getRecordedTask(ctx context.Context, in *foreignTaskInput) (*fo
 	if qerr != nil || ierr != nil {
 		return nil, s.fail(ctx, app.Errorf(app.ENotFound, "task %s/%s not found: not a valid escaped path", in.Queue, in.ID))
 	}
-	t, err := s.live.Task(ctx, queue, id, in.Execution)
+	t, err := s.recorded.Task(ctx, queue, id, in.Execution)
 	if err != nil {
 		what := fmt.Sprintf("task %s on queue %s", id, queue)
 		if in.Execution > 0 {
@@ -209,7 +209,7 @@ func (s *Server) getStats(ctx context.Context, in *statsInput) (*statsOutput, er
 		return nil, s.fail(ctx, about(err, "query", map[string]any{"window": in.Window}))
 	}
 	now := time.Now()
-	st, err := s.live.Stats(ctx, now.Add(-window+time.Minute), now, in.Minutes)
+	st, err := s.recorded.Stats(ctx, now.Add(-window+time.Minute), now, in.Minutes)
 	if err != nil {
 		return nil, s.fail(ctx, liveError(err, "stats"))
 	}
@@ -237,7 +237,7 @@ func (s *Server) taskEvents(c *fiber.Ctx) error {
 	return s.stream(c, func() (sseSource, error) {
 		ctx, cancel := context.WithTimeout(c.UserContext(), s.apiTimeout)
 		defer cancel()
-		sub, err := s.live.Subscribe(ctx, q, after)
+		sub, err := s.recorded.Subscribe(ctx, q, after)
 		if err != nil {
 			return nil, liveError(err, "tasks")
 		}

@@ -1,23 +1,32 @@
 // Follows a run over server-sent events and keeps its page in step, without a framework.
 //
 // Load with <script type="module">. The page opts in with
-//   <div data-run-id="…" data-stream-url="/runs/ID/stream" data-after="<last event shown>">
+//   <div data-run-id="…" data-stream-url="/runs/ID/stream?page=1" data-after="<last event shown>">
 // and the server sends frames like
 //   id: 1700000000000-0
 //   event: task.finished
-//   data: <li id="task-3" …>…</li>
-// Each frame's data is one or more HTML elements rendered by the server. An element whose id
-// is already in the document replaces it; otherwise an element with data-append-to="ID" is
-// appended into that container. An `end` frame is the last one: the page stops following.
+//   data: <tr id="task-3" …>…</tr>
+// Each frame's data is one or more HTML elements rendered by the server from the run's
+// projection. An element whose id is already in the document replaces it; otherwise an
+// element with data-append-to="ID" is appended into that container (before the element
+// named by data-before, when it is there). An `end` frame is the last one: the page stops
+// following.
 //
-// Also here, because the same pages need them: a ticking clock for [data-since][data-running]
-// elements while the run is live, and [data-copy] buttons.
+// Between frames the page keeps time on the server's clock, never the device's: every frame
+// carries the instant the server rendered it (data-at-ms, milliseconds since the run was
+// created), and the page counts on from the latest of those with its monotonic clock, held
+// back by a delivery margin so that it never runs ahead of an event still on its way. With
+// that time it ticks the clock in tenths, grows the running attempts' bars and moves the
+// "now" cursor. The run's end brings its exact wall time.
+//
+// Also here, because the same pages need them: [data-copy] buttons and [data-poll] parts.
 
 // Event names the server may send. EventSource has no wildcard listener, so a name missing
 // here would be dropped silently; a page can override the list with
 // data-stream-events="a b c" on that element. "message" covers frames without an event: line.
 const STREAM_EVENTS = [
   'message',
+  'ping',
   'run.created',
   'task.queued',
   'task.started',
@@ -36,6 +45,72 @@ const BACKOFF_MIN_MS = 500;
 const BACKOFF_MAX_MS = 5000;
 const TICK_MS = 100;
 
+// How far behind the server's time the page shows a live run: about what an event takes to
+// reach the page, so that a bar never grows past the end an event is bringing. The server
+// draws a live run's page as much behind (liveMargin in web/pages.go).
+export const MARGIN_MS = 100;
+
+/**
+ * A run's clock on the server's time. sync() takes an instant the server stamped (ms since
+ * the run was created) with the moment it was received (performance.now()); now() is the
+ * server's time since then, less MARGIN_MS, and never less than it said before. An instant
+ * that is a fact of the run (the time of an event the page shows) is reached at once: the
+ * page never shows an event ahead of its clock.
+ */
+export class RunClock {
+  constructor(shownMs = 0) {
+    this.offset = -Infinity; // server time − performance.now(), the best lower bound yet
+    this.shown = shownMs;
+    // Whether the page's stream has caught up: only then does no news mean the run goes on.
+    // A page still loading, or a stream that broke, may have missed the run's end.
+    this.live = false;
+  }
+
+  /** The stream is (re)connecting: hold the clock until it says it has caught up. */
+  hold() {
+    this.live = false;
+  }
+
+  /**
+   * Takes an instant of the server's. A fact is the time of an event the page shows; an
+   * instant that is not (a ping's, which the stream sends once it has sent every event it
+   * had) says the stream has caught up.
+   */
+  sync(atMs, receivedAt, fact = true) {
+    if (!Number.isFinite(atMs)) {
+      return;
+    }
+    if (Number.isFinite(receivedAt)) {
+      this.offset = Math.max(this.offset, atMs - receivedAt);
+    }
+    if (fact) {
+      this.shown = Math.max(this.shown, atMs);
+    } else {
+      this.live = true;
+    }
+  }
+
+  now(perf = performance.now()) {
+    if (this.live && Number.isFinite(this.offset)) {
+      this.shown = Math.max(this.shown, perf + this.offset - MARGIN_MS);
+    }
+    return this.shown;
+  }
+}
+
+const clocks = new Map(); // run ID → RunClock
+
+/** The clock of a run, created from what its page shows when first asked. */
+export function clockOf(runId, doc = document) {
+  let clock = clocks.get(runId);
+  if (!clock) {
+    const shown = Number(doc.getElementById(`elapsed-${runId}`)?.getAttribute('data-at-ms')) || 0;
+    clock = new RunClock(shown);
+    clocks.set(runId, clock);
+  }
+  return clock;
+}
+
 /**
  * Applies one frame's HTML to the document: replace by id, else append where
  * data-append-to says. Elements matching neither are ignored, so a fragment for a part of
@@ -43,20 +118,24 @@ const TICK_MS = 100;
  *   - an element with data-keep is only added, never replaced (a timeline lane keeps its bars);
  *   - <svg data-svg-fragment> wraps SVG elements so they parse as SVG: its children are
  *     applied, not the wrapper;
- *   - <i data-bump="ID" data-failed="0|1"> counts one more ended task in progress ID.
+ *   - an element with data-at-ms and data-tscale="RUN" or data-sync="RUN" sets that run's
+ *     clock; a data-sync one is not added to the page;
+ *   - <i data-row="ID" data-steps="…"> gives row ID its steps (for the replay), and is not
+ *     added either.
+ * receivedAt is when the frame arrived (performance.now()).
  */
-export function applyFragments(html, doc = document) {
+export function applyFragments(html, doc = document, receivedAt = performance.now()) {
   // The server sends one element a line. Each line is parsed on its own: a <template> picks
   // its parsing mode from the first tag it meets, so a <tr> after a <div> would be dropped.
   for (const line of String(html).split('\n')) {
     if (line.trim()) {
-      applyLine(line, doc);
+      applyLine(line, doc, receivedAt);
     }
   }
   syncTimelines(doc);
 }
 
-function applyLine(html, doc) {
+function applyLine(html, doc, receivedAt) {
   const template = doc.createElement('template');
   template.innerHTML = html;
   // Replacing an element that holds the keyboard focus (a Cancel button, say) would drop
@@ -69,8 +148,18 @@ function applyLine(html, doc) {
       }
       return;
     }
-    if (el.hasAttribute('data-bump')) {
-      bumpProgress(doc.getElementById(el.getAttribute('data-bump')), el.getAttribute('data-failed') === '1');
+    // A ping's time (data-sync) is the server's now, which events still on their way may
+    // precede: it sets the pace, not the time shown.
+    const runId = el.getAttribute('data-sync') || el.getAttribute('data-tscale');
+    if (runId && el.hasAttribute('data-at-ms')) {
+      clockOf(runId, doc).sync(Number(el.getAttribute('data-at-ms')), receivedAt, !el.hasAttribute('data-sync'));
+    }
+    if (el.hasAttribute('data-sync')) {
+      return;
+    }
+    if (el.hasAttribute('data-row')) {
+      // A row's steps, for the replay of a run that has ended.
+      doc.getElementById(el.getAttribute('data-row'))?.setAttribute('data-steps', el.getAttribute('data-steps'));
       return;
     }
     const existing = el.id ? doc.getElementById(el.id) : null;
@@ -83,7 +172,13 @@ function applyLine(html, doc) {
     const containerId = el.getAttribute('data-append-to');
     const container = containerId ? doc.getElementById(containerId) : null;
     if (container) {
-      container.append(el);
+      const before = el.getAttribute('data-before');
+      const next = before ? doc.getElementById(before) : null;
+      if (next && next.parentNode === container) {
+        container.insertBefore(el, next);
+      } else {
+        container.append(el);
+      }
     }
   };
   for (const el of Array.from(template.content.children)) {
@@ -94,49 +189,32 @@ function applyLine(html, doc) {
   }
 }
 
-/** Counts one more ended task in a progress block rendered by the server. */
-function bumpProgress(block, failed) {
-  if (!block) {
-    return;
+/**
+ * What a timeline's axis spans for a run: its ideal time, or the time it has run (its wall
+ * time once ended), with the server's head-room.
+ */
+function extentOf(scale, doc) {
+  const ideal = Number(scale.getAttribute('data-ideal-ms')) || 0;
+  const headroom = Number(scale.getAttribute('data-headroom')) || 1;
+  let ran = Number(scale.getAttribute('data-wall-ms')) || 0;
+  if (scale.hasAttribute('data-running')) {
+    ran = clockOf(scale.getAttribute('data-tscale'), doc).now();
   }
-  const done = Number(block.getAttribute('data-done')) + 1;
-  const failedCount = Number(block.getAttribute('data-failed')) + (failed ? 1 : 0);
-  const total = block.getAttribute('data-total');
-  block.setAttribute('data-done', String(done));
-  block.setAttribute('data-failed', String(failedCount));
-  const bar = block.querySelector('progress');
-  if (bar) {
-    bar.value = done;
-    bar.textContent = `${done} of ${total}`;
-  }
-  const text = block.querySelector('[data-progress-text]');
-  if (text) {
-    text.textContent = `${done} of ${total} tasks ended`;
-  }
-  const failedText = block.querySelector('[data-failed-text]');
-  if (failedText) {
-    failedText.textContent = failedCount > 0 ? `, ${failedCount} failed` : '';
-  }
+  return Math.max(ideal, ran, 100) * headroom;
 }
 
 /**
- * Sizes every timeline group's tracks to one time axis: the longest of its runs' ideal
- * time, wall time (ended runs, from the events) and, for running runs, time so far. The
+ * Sizes every timeline group's tracks to one time axis: the longest extent of its runs. The
  * scale only stretches the axis; bars are placed by event times.
  */
-export function syncTimelines(doc = document, now = Date.now()) {
+export function syncTimelines(doc = document) {
   for (const group of doc.querySelectorAll('[data-timeline-group]')) {
+    if (group.getAttribute('data-replay') === 'running') {
+      continue;
+    }
     let scale = 1;
     for (const s of group.querySelectorAll('[data-tscale]')) {
-      scale = Math.max(scale, Number(s.getAttribute('data-ideal-ms')) || 0);
-      if (s.hasAttribute('data-running')) {
-        const since = parseTime(s.getAttribute('data-since'));
-        if (!Number.isNaN(since)) {
-          scale = Math.max(scale, now - since);
-        }
-      } else {
-        scale = Math.max(scale, Number(s.getAttribute('data-wall-ms')) || 0);
-      }
+      scale = Math.max(scale, extentOf(s, doc));
     }
     const box = `0 0 ${Math.round(scale)} 1`;
     for (const track of group.querySelectorAll('svg[data-track]')) {
@@ -144,7 +222,7 @@ export function syncTimelines(doc = document, now = Date.now()) {
         track.setAttribute('viewBox', box);
       }
     }
-    const label = `${(scale / 1000).toFixed(1)} s`;
+    const label = `${(scale / 1000).toFixed(2)} s`;
     for (const el of group.querySelectorAll('[data-scale-label]')) {
       if (el.textContent !== label) {
         el.textContent = label;
@@ -161,32 +239,86 @@ export function parseTime(value) {
   return Date.parse(String(value).replace(/(\.\d{3})\d+/, '$1'));
 }
 
-/** Formats a duration for the ticking clock, e.g. 3200 → "3.2 s". */
+/**
+ * Formats a running clock in whole tenths, never rounded up, e.g. 3290 → "3.2 s": it never
+ * reads more than the wall time the run ends with.
+ */
 export function formatElapsed(ms) {
-  return `${(Math.max(0, ms) / 1000).toFixed(1)} s`;
+  return `${(Math.floor(Math.max(0, ms) / 100) / 10).toFixed(1)} s`;
+}
+
+/** Moves one live run's page to its clock's now: clock, running bars, cursor, row bars. */
+function tickRun(scale, doc) {
+  const runId = scale.getAttribute('data-tscale');
+  const timeline = doc.getElementById(`timeline-${runId}`);
+  if (!scale.hasAttribute('data-running')) {
+    // Ended: the server has drawn its end; only the cursor is left to take away.
+    timeline?.querySelectorAll('[data-now-cursor]').forEach((c) => c.remove());
+    return;
+  }
+  const now = clockOf(runId, doc).now();
+  const clock = doc.getElementById(`elapsed-${runId}`);
+  if (clock && clock.hasAttribute('data-running')) {
+    const text = formatElapsed(now);
+    if (clock.textContent !== text) {
+      clock.textContent = text;
+    }
+  }
+  if (timeline) {
+    for (const bar of timeline.querySelectorAll('rect[data-state="running"]')) {
+      const width = now - Number(bar.getAttribute('data-start-ms'));
+      if (width > Number(bar.getAttribute('width'))) {
+        bar.setAttribute('width', width.toFixed(1));
+      }
+    }
+    for (const cursor of timeline.querySelectorAll('[data-now-cursor]')) {
+      cursor.setAttribute('x1', now.toFixed(1));
+      cursor.setAttribute('x2', now.toFixed(1));
+    }
+  }
+  const rows = doc.getElementById(`tasks-${runId}`);
+  if (rows) {
+    for (const bar of rows.querySelectorAll('tr[data-state="running"] [data-rowbar][data-start-ms]')) {
+      const delay = Number(bar.getAttribute('data-delay-ms'));
+      const done = delay > 0 ? (now - Number(bar.getAttribute('data-start-ms'))) / delay : 0;
+      bar.style.width = `${Math.min(100, Math.max(0, done * 100)).toFixed(1)}%`;
+    }
+  }
 }
 
 /**
- * Ticks every [data-since][data-running] element as elapsed seconds until the returned
- * function is called. Elements are looked up on each tick, so ones swapped in over the
- * stream start ticking, and ones the server re-renders without data-running stop.
- * Keep these elements out of aria-live regions: ten updates a second would drown a screen
- * reader.
+ * Ticks every live run of the page on its server clock until the returned function is
+ * called. Elements are looked up on each tick, so ones swapped in over the stream move too,
+ * and ones the server re-renders as ended stop. Keep clocks out of aria-live regions: many
+ * updates a second would drown a screen reader.
  */
 export function startClock(doc = document) {
   const tick = () => {
-    const now = Date.now();
-    syncTimelines(doc, now);
-    for (const el of doc.querySelectorAll('[data-since][data-running]')) {
-      const since = parseTime(el.getAttribute('data-since'));
-      if (!Number.isNaN(since)) {
-        el.textContent = formatElapsed(now - since);
-      }
+    for (const scale of doc.querySelectorAll('[data-tscale]')) {
+      tickRun(scale, doc);
     }
+    syncTimelines(doc);
   };
   tick();
   const timer = setInterval(tick, TICK_MS);
-  return () => clearInterval(timer);
+  return () => {
+    clearInterval(timer);
+    tick();
+  };
+}
+
+/** When the page's own HTML arrived, on performance.now()'s clock (0 when unknown). */
+function pageReceivedAt() {
+  const nav = performance.getEntriesByType && performance.getEntriesByType('navigation')[0];
+  return nav && nav.responseStart > 0 ? nav.responseStart : 0;
+}
+
+/** Sets the clocks of the live runs the page shows from the instant it was rendered. */
+function syncFromPage(doc = document) {
+  const receivedAt = pageReceivedAt();
+  for (const scale of doc.querySelectorAll('[data-tscale][data-running][data-at-ms]')) {
+    clockOf(scale.getAttribute('data-tscale'), doc).sync(Number(scale.getAttribute('data-at-ms')), receivedAt);
+  }
 }
 
 /**
@@ -227,7 +359,7 @@ export function follow(main, { onEnd } = {}) {
       lastId = event.lastEventId;
     }
     if (event.data) {
-      applyFragments(event.data);
+      applyFragments(event.data, document, performance.now());
     }
     if (TERMINAL_EVENTS.has(event.type)) {
       sawTerminal = true;
@@ -279,6 +411,7 @@ export function follow(main, { onEnd } = {}) {
   const onError = async (event) => {
     const refused = event.currentTarget.readyState === EventSource.CLOSED;
     event.currentTarget.close();
+    clockOf(main.getAttribute('data-run-id')).hold();
     if (stopped) {
       return;
     }
@@ -304,6 +437,7 @@ export function follow(main, { onEnd } = {}) {
   };
 
   function connect() {
+    clockOf(main.getAttribute('data-run-id')).hold();
     source = new EventSource(streamURL());
     source.addEventListener('open', () => {
       delay = BACKOFF_MIN_MS;
@@ -399,7 +533,8 @@ export function wireCopyButtons(doc = document) {
 
 /**
  * Refreshes every [data-poll="URL"] element from its URL every few seconds, with the same
- * replace-by-id rule (the capacity on the home page, say).
+ * replace-by-id rule (the capacity on the home page, say), until the element loses its
+ * data-poll (a run's page drops it when the run ends).
  */
 export function startPolling(doc = document, every = 5000) {
   const els = Array.from(doc.querySelectorAll('[data-poll]'));
@@ -411,6 +546,9 @@ export function startPolling(doc = document, every = 5000) {
       return;
     }
     for (const el of els) {
+      if (!el.hasAttribute('data-poll')) {
+        continue;
+      }
       try {
         const res = await fetch(el.getAttribute('data-poll'), { headers: { Accept: 'text/html' } });
         if (res.ok) {
@@ -427,9 +565,11 @@ export function startPolling(doc = document, every = 5000) {
 function init() {
   wireCopyButtons();
   startPolling();
-  // A run page follows one stream; the compare page one per running run.
-  const live = Array.from(document.querySelectorAll('[data-stream-url]'));
+  syncFromPage();
   syncTimelines();
+  // A run page follows one stream; the compare page one per running run. (The workers
+  // page's stream is js/workers.js's.)
+  const live = Array.from(document.querySelectorAll('[data-run-id][data-stream-url]'));
   if (!live.length) {
     return;
   }
@@ -438,10 +578,12 @@ function init() {
   for (const el of live) {
     follow(el, {
       onEnd: () => {
+        el.querySelectorAll('[data-poll]').forEach((p) => p.removeAttribute('data-poll'));
         running -= 1;
         if (running === 0) {
           stopClock();
-          syncTimelines();
+          // Nothing on the page runs any more: what only a running run offers goes.
+          document.querySelectorAll('[data-while-live]').forEach((w) => w.remove());
         }
       },
     });

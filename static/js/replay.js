@@ -1,81 +1,133 @@
-// Replays a finished run's timeline at 1× or 4×, from the times its events recorded: every
-// bar appears at its recorded start offset (÷ speed) and grows for its recorded duration.
-// Only the animation runs on the browser's clock; every offset and duration is the server's.
+// Replays a finished run's timeline at 1× or 4×, as its projection has it at each instant:
+// every bar appears at its recorded start (÷ speed) and grows until its recorded end, and
+// every task row shows the state its steps (data-steps, from the server's projection) give
+// for that instant. Only the animation runs on the browser's clock; every offset, duration
+// and state is the server's, and states are drawn with the server's own badges and classes
+// (the page's <template id="state-kit">).
 //
 // Buttons: <button data-replay="4" data-replay-target="GROUP-ID">. Each replayed bar gets
 // data-replay-start / data-replay-end (ms since the replay began, as observed), so a test
-// can check the animation against the recorded offsets.
+// can check the animation against the recorded offsets; showAt(group, t) shows the instant
+// t (ms since the run was created) and leaves it there.
 
-// Literal class names, so Tailwind keeps them in the built CSS.
-const BAR_CLASS = {
-  running: 'gbar gbar-running',
-  done: 'gbar gbar-done',
-  failed: 'gbar gbar-failed',
-  retrying: 'gbar gbar-retrying',
-};
-const BADGE = {
-  queued: ['badge badge-queued', '…'],
-  running: ['badge badge-running', '▶'],
-  done: ['badge badge-done', '✓'],
-  failed: ['badge badge-failed', '✕'],
-  retrying: ['badge badge-retrying', '↻'],
-};
+// The replay's clock reads as a live one does (live.js's formatElapsed). It is not imported:
+// the page loads live.js under its hashed URL, and a second URL would run a second copy.
+function formatElapsed(ms) {
+  return `${(Math.floor(Math.max(0, ms) / 100) / 10).toFixed(1)} s`;
+}
 
-function setRowState(row, state) {
-  if (!row || row.getAttribute('data-state') === state) {
+function kit(doc) {
+  return doc.getElementById('state-kit')?.content;
+}
+
+/** The state steps ("0 queued;1.2 running;…") give at instant t. */
+export function stateAt(steps, t) {
+  let state = '';
+  for (const step of String(steps).split(';')) {
+    const [at, s] = step.split(' ');
+    if (Number(at) <= t) {
+      state = s;
+    }
+  }
+  return state;
+}
+
+/** The instant of the step in force at t. */
+function stepStart(steps, t) {
+  let start = 0;
+  for (const step of String(steps).split(';')) {
+    const at = Number(step.split(' ')[0]);
+    if (at <= t) {
+      start = at;
+    }
+  }
+  return start;
+}
+
+function setRowState(row, state, t, delay, doc) {
+  const parts = kit(doc);
+  if (row.getAttribute('data-state') !== state) {
+    row.setAttribute('data-state', state);
+    const badge = parts?.querySelector(`[data-kit-badge="${state}"]`);
+    const cell = row.querySelector('[data-badge]');
+    if (badge && cell) {
+      cell.replaceChildren(...Array.from(badge.cloneNode(true).childNodes));
+    }
+  }
+  const bar = row.querySelector('[data-rowbar]');
+  const shape = parts?.querySelector(`[data-kit-rowbar="${state}"]`);
+  if (!bar || !shape) {
     return;
   }
-  row.setAttribute('data-state', state);
-  const cell = row.querySelector('[data-badge]');
-  if (cell) {
-    const [cls, icon] = BADGE[state] || BADGE.queued;
-    cell.innerHTML = '';
-    const badge = document.createElement('span');
-    badge.className = cls;
-    badge.setAttribute('data-state', state);
-    const glyph = document.createElement('span');
-    glyph.setAttribute('aria-hidden', 'true');
-    glyph.textContent = icon;
-    badge.append(glyph, ` ${state}`);
-    cell.append(badge);
+  if (bar.getAttribute('class') !== shape.getAttribute('class')) {
+    bar.setAttribute('class', shape.getAttribute('class'));
+  }
+  if (state === 'running' && delay > 0) {
+    const done = (t - stepStart(row.getAttribute('data-steps'), t)) / delay;
+    bar.style.width = `${Math.min(100, Math.max(0, done * 100)).toFixed(1)}%`;
+  } else {
+    bar.style.width = row.getAttribute('data-final-width') || '0%';
   }
 }
 
-/** Replays the timelines in group at speed; resolves when the last bar has ended. */
+/** Remembers how the server drew the group's bars and rows, to come back to. */
+function prepare(group, doc) {
+  if (group.hasAttribute('data-replay-ready')) {
+    return;
+  }
+  for (const el of group.querySelectorAll('rect[data-start-ms]')) {
+    el.setAttribute('data-final-x', el.getAttribute('x'));
+    el.setAttribute('data-final-width', el.getAttribute('width'));
+    el.setAttribute('data-final-class', el.getAttribute('class'));
+  }
+  const root = group.closest('[data-run-id]');
+  for (const row of root?.querySelectorAll('tr[data-steps]') || []) {
+    row.setAttribute('data-final-width', row.querySelector('[data-rowbar]')?.style.width || '0%');
+  }
+  group.setAttribute('data-replay-ready', '');
+}
+
+/** Shows the run at instant t (ms since it was created), as its projection at t has it. */
+export function showAt(group, t, doc = document) {
+  prepare(group, doc);
+  const running = kit(doc)?.querySelector('[data-kit-bar="running"]')?.getAttribute('class') || 'gbar gbar-running';
+  for (const el of group.querySelectorAll('rect[data-start-ms]')) {
+    const start = Number(el.getAttribute('data-start-ms'));
+    const end = start + Number(el.getAttribute('data-dur-ms'));
+    if (t < start) {
+      el.setAttribute('width', '0');
+    } else if (t < end) {
+      el.setAttribute('x', String(start));
+      el.setAttribute('width', String(t - start));
+      el.setAttribute('class', running);
+    } else {
+      el.setAttribute('x', el.getAttribute('data-final-x'));
+      el.setAttribute('width', el.getAttribute('data-final-width'));
+      el.setAttribute('class', el.getAttribute('data-final-class'));
+    }
+  }
+  const root = group.closest('[data-run-id]');
+  const delay = Number(root?.getAttribute('data-delay-ms')) || 0;
+  for (const row of root?.querySelectorAll('tr[data-steps]') || []) {
+    setRowState(row, stateAt(row.getAttribute('data-steps'), t), t, delay, doc);
+  }
+}
+
+/** Replays the timelines in group at speed; resolves when the run's end is reached. */
 export function replay(group, speed, doc = document) {
+  prepare(group, doc);
   const bars = Array.from(group.querySelectorAll('rect[data-start-ms]')).map((el) => ({
     el,
-    index: el.getAttribute('data-index'),
     start: Number(el.getAttribute('data-start-ms')),
-    dur: Number(el.getAttribute('data-dur-ms')),
-    state: el.getAttribute('data-state'),
-    cls: el.getAttribute('class'),
-    runId: (el.id.match(/^bar-([^-]+)-/) || [])[1],
+    end: Number(el.getAttribute('data-start-ms')) + Number(el.getAttribute('data-dur-ms')),
   }));
-  const end = Math.max(0, ...bars.map((b) => b.start + b.dur));
-  // Each task's row: running from its first attempt's start, its final state at its last end.
-  const rows = new Map();
+  const wall = Math.max(0, ...Array.from(group.querySelectorAll('[data-tscale]')).map((s) => Number(s.getAttribute('data-wall-ms')) || 0));
+  const end = Math.max(wall, ...bars.map((b) => b.end));
   for (const b of bars) {
-    const key = `${b.runId}-${b.index}`;
-    const r = rows.get(key) || { start: Infinity, end: -1, state: 'done', el: doc.getElementById(`task-${key}`) };
-    r.start = Math.min(r.start, b.start);
-    if (b.start + b.dur >= r.end) {
-      r.end = b.start + b.dur;
-      r.state = b.state;
-    }
-    rows.set(key, r);
-  }
-  for (const b of bars) {
-    b.el.setAttribute('width', '0');
     b.el.removeAttribute('data-replay-start');
     b.el.removeAttribute('data-replay-end');
-    b.shown = false;
-    b.ended = false;
   }
-  for (const r of rows.values()) {
-    setRowState(r.el, 'queued');
-  }
-  const clocks = Array.from(group.closest('[data-run-id]')?.querySelectorAll('[id^="elapsed-"]') || []);
+  const clocks = Array.from(group.closest('[data-run-id]')?.querySelectorAll('[data-clock]') || []);
   const finalText = clocks.map((c) => c.textContent);
   group.setAttribute('data-replay', 'running');
   group.setAttribute('data-replay-speed', String(speed));
@@ -83,33 +135,18 @@ export function replay(group, speed, doc = document) {
   return new Promise((resolve) => {
     const frame = () => {
       const real = performance.now() - t0;
-      const t = real * speed;
+      const t = Math.min(real * speed, end);
+      showAt(group, t, doc);
       for (const b of bars) {
-        if (!b.shown && t >= b.start) {
-          b.shown = true;
+        if (t >= b.start && !b.el.hasAttribute('data-replay-start')) {
           b.el.setAttribute('data-replay-start', real.toFixed(1));
-          b.el.setAttribute('class', BAR_CLASS.running);
         }
-        if (b.shown && !b.ended) {
-          if (t >= b.start + b.dur) {
-            b.ended = true;
-            b.el.setAttribute('width', String(b.dur));
-            b.el.setAttribute('class', b.cls);
-            b.el.setAttribute('data-replay-end', real.toFixed(1));
-          } else {
-            b.el.setAttribute('width', String(t - b.start));
-          }
-        }
-      }
-      for (const r of rows.values()) {
-        if (t >= r.end) {
-          setRowState(r.el, r.state);
-        } else if (t >= r.start) {
-          setRowState(r.el, 'running');
+        if (t >= b.end && !b.el.hasAttribute('data-replay-end')) {
+          b.el.setAttribute('data-replay-end', real.toFixed(1));
         }
       }
       for (const c of clocks) {
-        c.textContent = `${(Math.min(t, end) / 1000).toFixed(1)} s`;
+        c.textContent = formatElapsed(t);
       }
       if (t >= end) {
         clocks.forEach((c, i) => {
