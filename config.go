@@ -177,6 +177,7 @@ type accessFlags struct {
 func (a *accessFlags) register(f *envFlags) {
 	f.String(&a.web.AdminToken, "admin-token", "ADMIN_TOKEN", "", "token of the admin, who alone may launch, cancel and change queues; empty: everything is open")
 	f.Bool(&a.web.PublicLaunch, "public-launch", "PUBLIC_LAUNCH", false, "with ADMIN_TOKEN: let anyone launch runs (rate-limited)")
+	f.Bool(&a.web.PublicTasks, "public-tasks", "PUBLIC_TASKS", false, "with ADMIN_TOKEN: let anyone read the tasks other asynq applications record with package live")
 	f.Duration(&a.web.SessionTTL, "session-ttl", "SESSION_TTL", 12*time.Hour, "how long an admin sign-in lasts")
 	f.Int(&a.web.LaunchRate, "launch-rate", "LAUNCH_RATE", 10, "launches a minute per client (the admin is exempt)")
 	f.String(&a.proxies, "trusted-proxies", "TRUSTED_PROXIES", "", "comma-separated addresses or CIDRs whose X-Forwarded-For is believed")

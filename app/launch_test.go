@@ -33,7 +33,8 @@ func TestMaxTasksLaunchOnEmbeddedRedis(t *testing.T) {
 	t.Parallel()
 	e := newEmbeddedEnv(t)
 	n := e.core.Config.Limits.MaxTasks
-	// Tasks long enough that none completes while the queue is counted.
+	// Long tasks: few complete while the queue is counted (on a loaded machine the launch
+	// itself can outlast one), and every task is pending, active or completed.
 	r, err := e.core.Launcher.Launch(t.Context(), app.Plan{Mode: app.Distributed, Tasks: n, DelayMS: 30_000})
 	if err != nil {
 		t.Fatalf("launch of %d tasks: %v", n, err)
@@ -42,8 +43,8 @@ func TestMaxTasksLaunchOnEmbeddedRedis(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := info.Pending + info.Active; got != n || info.Completed+info.Retry+info.Archived != 0 {
-		t.Errorf("queue after the launch: %d pending, %d active, %d completed, %d retry, %d archived; want %d pending or active",
+	if got := info.Pending + info.Active + info.Completed; got != n || info.Retry+info.Archived != 0 {
+		t.Errorf("queue after the launch: %d pending, %d active, %d completed, %d retry, %d archived; want %d pending, active or completed",
 			info.Pending, info.Active, info.Completed, info.Retry, info.Archived, n)
 	}
 	evs, err := e.core.Log.ReadAll(t.Context(), r.ID)

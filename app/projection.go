@@ -4,15 +4,17 @@ import (
 	"cmp"
 	"slices"
 	"time"
+
+	"github.com/taskrace/taskrace/live/taskstate"
 )
 
-// Attempt outcomes: how one execution of a task ended, or that it has not.
+// Attempt outcomes: how one execution of a task ended, or that it has not (see taskstate).
 const (
-	AttemptRunning  = "running"
-	AttemptDone     = "done"
-	AttemptFailed   = "failed"
-	AttemptCanceled = "canceled" // in flight when the run ended
-	AttemptLost     = "lost"     // its worker never reported an end, and the task was delivered again
+	AttemptRunning  = taskstate.AttemptRunning
+	AttemptDone     = taskstate.AttemptDone
+	AttemptFailed   = taskstate.AttemptFailed
+	AttemptCanceled = taskstate.AttemptCanceled // in flight when the run ended
+	AttemptLost     = taskstate.AttemptLost     // its worker never reported an end, and the task was delivered again
 )
 
 // Attempt is one execution of a task by a worker, placed on the run's time axis.
@@ -401,9 +403,9 @@ func (p *Projection) settleTask(t *Task, final bool) {
 	t.Attempts = len(t.History)
 	t.Worker, t.StartedAt, t.EndedAt, t.HTTPStatus, t.Error = nil, Time{}, Time{}, 0, ""
 	if len(t.History) == 0 {
-		t.State = TaskStateQueued
+		t.State = taskstate.Of(false, "", false, p.Ended)
 		if p.Ended {
-			t.State, t.EndedAt = TaskStateCanceled, p.At
+			t.EndedAt = p.At
 		}
 		return
 	}
@@ -418,18 +420,14 @@ func (p *Projection) settleTask(t *Task, final bool) {
 		}
 	}
 	t.Worker, t.StartedAt, t.HTTPStatus, t.Error = a.Worker, a.StartedAt, a.HTTPStatus, a.Error
-	switch {
-	case a.Outcome == AttemptDone:
-		t.State, t.EndedAt = TaskStateDone, a.EndedAt
-		t.Error = ""
-	case a.Outcome == AttemptFailed && !a.Retry:
-		t.State, t.EndedAt = TaskStateFailed, a.EndedAt
-	case p.Ended:
-		t.State, t.EndedAt = TaskStateCanceled, p.At
-	case a.Outcome == AttemptFailed:
-		t.State, t.EndedAt = TaskStateRetrying, a.EndedAt
-	default:
-		t.State = TaskStateRunning
+	t.State = taskstate.Of(true, a.Outcome, a.Retry, p.Ended)
+	switch t.State {
+	case TaskStateDone:
+		t.EndedAt, t.Error = a.EndedAt, ""
+	case TaskStateFailed, TaskStateRetrying:
+		t.EndedAt = a.EndedAt
+	case TaskStateCanceled:
+		t.EndedAt = p.At
 	}
 	if t.State != TaskStateDone {
 		t.DurationMS = nil

@@ -3,6 +3,8 @@ package app
 import (
 	"math"
 	"time"
+
+	"github.com/taskrace/taskrace/live/taskstate"
 )
 
 // Run statuses.
@@ -16,18 +18,19 @@ const (
 // RunStatuses lists the valid run statuses.
 var RunStatuses = []string{StatusRunning, StatusFinished, StatusCanceled, StatusInterrupted}
 
-// Task states.
+// Task states: the one vocabulary of taskstate, which decides them for runs and for the
+// live views of any asynq application alike.
 const (
-	TaskStateQueued   = "queued"
-	TaskStateRunning  = "running"
-	TaskStateRetrying = "retrying"
-	TaskStateDone     = "done"
-	TaskStateFailed   = "failed"
-	TaskStateCanceled = "canceled" // the run ended before the task did
+	TaskStateQueued   = taskstate.Queued
+	TaskStateRunning  = taskstate.Running
+	TaskStateRetrying = taskstate.Retrying
+	TaskStateDone     = taskstate.Done
+	TaskStateFailed   = taskstate.Failed
+	TaskStateCanceled = taskstate.Canceled // the run ended before the task did
 )
 
 // TaskStates lists the task states, in the order a task can pass through them.
-var TaskStates = []string{TaskStateQueued, TaskStateRunning, TaskStateRetrying, TaskStateDone, TaskStateFailed, TaskStateCanceled}
+var TaskStates = taskstate.All
 
 // Run is the stored record of one run: its plan, status and, once ended, its timing.
 type Run struct {

@@ -16,9 +16,10 @@ import (
 	"github.com/gofiber/fiber/v2"
 )
 
-// Access control. Viewing is open to everyone. With ADMIN_TOKEN set, launching (unless
-// PUBLIC_LAUNCH), canceling, pinning, deleting and every write in the monitor are the
-// admin's: a request is the admin's when it carries the token as a Bearer credential or the
+// Access control. Viewing taskrace's own runs is open to everyone. With ADMIN_TOKEN set,
+// launching (unless PUBLIC_LAUNCH), canceling, pinning, deleting and every write in the
+// monitor are the admin's, and so is reading the tasks of other applications recorded with
+// package live (unless PUBLIC_TASKS): a request is the admin's when it carries the token as a Bearer credential or the
 // cookie of a live session (see sessions in admin.go). Without ADMIN_TOKEN everything is open.
 //
 // Every route declares its level where it is registered (route, register), and the check
@@ -34,6 +35,7 @@ const (
 	open                     // anyone
 	launch                   // the admin, or anyone with PUBLIC_LAUNCH; rate-limited for non-admins
 	admin                    // the admin only
+	restricted               // a read: the admin's, or anyone's with PUBLIC_TASKS
 )
 
 func (a access) String() string {
@@ -44,6 +46,8 @@ func (a access) String() string {
 		return "launch"
 	case admin:
 		return "admin"
+	case restricted:
+		return "restricted"
 	}
 	return "undeclared"
 }
@@ -88,8 +92,12 @@ func register[I, O any](s *Server, need access, op huma.Operation, h func(contex
 // refusals that come with it.
 func (s *Server) secure(op *huma.Operation, need access) {
 	switch {
-	case s.cfg.AdminToken == "" || need == open:
-		op.Security = []map[string][]string{{}} // everything is open on this server
+	case s.cfg.AdminToken == "" || need == open || (need == restricted && s.cfg.PublicTasks):
+		op.Security = []map[string][]string{{}} // open on this server
+		return
+	case need == restricted:
+		op.Security = []map[string][]string{{bearerScheme: {}}}
+		op.Errors = append(op.Errors, http.StatusUnauthorized)
 		return
 	case need == admin || !s.cfg.PublicLaunch:
 		op.Security = []map[string][]string{{bearerScheme: {}}}
@@ -160,17 +168,25 @@ func (s *Server) refused(c *fiber.Ctx, need access) bool {
 	if s.cfg.AdminToken == "" {
 		return false // everything is open, and there are no sessions to forge
 	}
-	changes := need != open || !safeMethod(c.Method())
+	changes := (need != open && need != restricted) || !safeMethod(c.Method())
 	if changes && s.cookieAuthenticated(c) && !s.sameOrigin(c) {
 		s.answer(c, newProblem(http.StatusForbidden,
 			"this request did not come from a taskrace page (Sec-Fetch-Site, Origin and Referer say another site, or nothing): "+
 				"reload the page and try again, or send Authorization: Bearer <ADMIN_TOKEN>"))
 		return true
 	}
-	if need == open || s.isAdmin(c) {
+	if need == open || (need == restricted && s.cfg.PublicTasks) {
 		return false
 	}
-	if need == admin || !s.cfg.PublicLaunch {
+	if _, ok := bearer(c); ok && s.guessing(c) {
+		c.Set(fiber.HeaderRetryAfter, "60")
+		s.answer(c, newProblem(http.StatusTooManyRequests, tooManyGuesses))
+		return true
+	}
+	if s.isAdmin(c) {
+		return false
+	}
+	if need == admin || need == restricted || !s.cfg.PublicLaunch {
 		s.unauthorized(c)
 		return true
 	}
@@ -234,6 +250,9 @@ func (s *Server) isAdmin(c *fiber.Ctx) bool {
 	var yes bool
 	if token, ok := bearer(c); ok {
 		yes = subtle.ConstantTimeCompare([]byte(token), []byte(s.cfg.AdminToken)) == 1
+		if !yes {
+			s.wrongToken(c, "bearer")
+		}
 	} else if cookie := c.Cookies(sessionCookie); cookie != "" {
 		ctx, cancel := context.WithTimeout(c.UserContext(), sessionCheckTimeout)
 		yes = s.core.Sessions.Valid(ctx, s.cfg.AdminToken, cookie)
@@ -246,15 +265,32 @@ func (s *Server) isAdmin(c *fiber.Ctx) bool {
 const (
 	adminLocal          = "taskrace.admin"
 	sessionCheckTimeout = 2 * time.Second
+	// guessesPerMinute is how many wrong admin tokens a client may send a minute, by
+	// sign-in or Bearer; past it, it is refused before its token is compared.
+	guessesPerMinute = 10
+	tooManyGuesses   = "too many wrong admin tokens from this address: try again in a minute"
 )
 
-// sameOrigin reports whether the browser says the request came from one of our own pages
-// (or from the person, typing or following a bookmark): Sec-Fetch-Site when the browser
-// sends it, else Origin, else Referer. A request that says nothing is refused: every
-// browser that can be made to send a forged request sends one of the three.
+// guessing reports whether the client has sent too many wrong tokens lately.
+func (s *Server) guessing(c *fiber.Ctx) bool {
+	return s.guesses.exhausted(s.clientIP(c), time.Now())
+}
+
+// wrongToken counts a wrong admin token against the client, and logs it with the client.
+func (s *Server) wrongToken(c *fiber.Ctx, via string) {
+	ip := s.clientIP(c)
+	s.guesses.allow(ip, time.Now())
+	s.logger.WarnContext(c.UserContext(), "wrong admin token", "via", via, "client", ip)
+}
+
+// sameOrigin reports whether the browser says the request came from one of our own pages:
+// Sec-Fetch-Site when the browser sends it, else Origin, else Referer. "none" (typed, a
+// bookmark, but also a link opened from a chat or mail app) is not enough for a change, and
+// a request that says nothing is refused: every browser that can be made to send a forged
+// request sends one of the three.
 func (s *Server) sameOrigin(c *fiber.Ctx) bool {
 	switch c.Get("Sec-Fetch-Site") {
-	case "same-origin", "none":
+	case "same-origin":
 		return true
 	case "":
 	default:
@@ -265,20 +301,20 @@ func (s *Server) sameOrigin(c *fiber.Ctx) bool {
 		src = c.Get(fiber.HeaderReferer)
 	}
 	u, err := url.Parse(src)
-	return src != "" && err == nil && (u.Scheme == "http" || u.Scheme == "https") && s.ownHost(c, u.Host)
+	return src != "" && err == nil && s.ownOrigin(c, u.Scheme, u.Host)
 }
 
-func (s *Server) ownHost(c *fiber.Ctx, host string) bool {
+// ownOrigin reports whether scheme://host is where this server is reached: the request's
+// own scheme and Host, or PUBLIC_URL's.
+func (s *Server) ownOrigin(c *fiber.Ctx, scheme, host string) bool {
 	if host == "" {
 		return false
 	}
-	if host == string(c.Request().Host()) {
+	if scheme == c.Protocol() && host == string(c.Request().Host()) {
 		return true
 	}
-	if pub, err := url.Parse(s.cfg.PublicURL); err == nil && pub.Host != "" && host == pub.Host {
-		return true
-	}
-	return false
+	pub, err := url.Parse(s.cfg.PublicURL)
+	return err == nil && pub.Host != "" && scheme == pub.Scheme && host == pub.Host
 }
 
 // returnPath is where a sign-in sends the admin back to: the page the form was on.

@@ -7,8 +7,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -104,7 +106,7 @@ func TestRouteWalkChangesNothingAnonymously(t *testing.T) {
 	h := start(t, withWorker(), withWebConfig(func(c *Config) { c.AdminToken = speakerToken }),
 		withAppConfig(func(c *app.Config) { c.MaxActiveRuns = 1000 }))
 	ctx := context.Background()
-	victim, err := h.core.Launcher.Launch(ctx, app.Plan{Mode: app.Sequential, Tasks: 1, DelayMS: 30_000})
+	victim, err := h.core.Launcher.Launch(ctx, app.Plan{Mode: app.Sequential, Tasks: 20, DelayMS: 30_000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -341,7 +343,7 @@ func TestBuiltinTargetServesOnlyDelays(t *testing.T) {
 			t.Errorf("GET %s: CSP %q, not ours", path, csp)
 		}
 	}
-	for _, bad := range []string{"abc", "-1", "NaN", "Inf", "31", "1e9"} {
+	for _, bad := range []string{"abc", "-1", "NaN", "Inf", "31", "1e9", "1e308", "9300000000", "9223372036.854775807"} {
 		h.get("/httpbin/delay/"+bad).problem(t, http.StatusBadRequest)
 	}
 }
@@ -372,6 +374,8 @@ func TestCookieChangesMustBeSameOrigin(t *testing.T) {
 	sibling := "http://127.0.0.1:1" // same site, another port: the browser sends the Lax cookie
 	crossSite := [][]string{
 		{"Sec-Fetch-Site", "cross-site"},
+		{"Sec-Fetch-Site", "none"},                                     // a link opened from a chat or mail app
+		{"Origin", "https://" + strings.TrimPrefix(h.base, "http://")}, // our host, another scheme
 		{"Sec-Fetch-Site", "same-site", "Origin", sibling},
 		{"Referer", "http://evil.example/page"},
 		{"Origin", sibling},
@@ -389,7 +393,7 @@ func TestCookieChangesMustBeSameOrigin(t *testing.T) {
 		if got := runs(); got != n {
 			t.Errorf("cross-site GETs with the cookie launched %d runs", got-n)
 		}
-		for _, hdr := range [][]string{{"Sec-Fetch-Site", "same-origin"}, {"Sec-Fetch-Site", "none"}, {"Referer", h.base + "/"}} {
+		for _, hdr := range [][]string{{"Sec-Fetch-Site", "same-origin"}, {"Referer", h.base + "/"}} {
 			if res := h.get("/sequential?tasks=1&delay=0", append([]string{"Cookie", cookie}, hdr...)...); res.status != http.StatusOK {
 				t.Errorf("GET /sequential with the cookie and %v: %d %s", hdr, res.status, res.body)
 			}
@@ -442,6 +446,12 @@ func TestOversizedBodiesGet413(t *testing.T) {
 	if status != http.StatusRequestEntityTooLarge {
 		t.Errorf("chunked 200 KiB body: %d, want 413", status)
 	}
+	// A client that asks first is told no before it sends anything.
+	status, _ = rawRequest(t, h.base, "POST", "/api/runs", []string{"Content-Type", "application/json",
+		"Expect", "100-continue", "Content-Length", strconv.Itoa(8 << 20)}, "")
+	if status != http.StatusExpectationFailed {
+		t.Errorf("Expect: 100-continue with 8 MiB: %d, want 417", status)
+	}
 	// Still served after all that.
 	h.launch(map[string]any{"mode": "sequential", "tasks": 1, "delay_ms": 0})
 }
@@ -479,10 +489,22 @@ func TestDuplicateJSONKeysAreRefused(t *testing.T) {
 		`{"mode":"sequential","tasks":1,"tasks":2}`,
 		`{"mode":"distributed","mode":"sequential","tasks":1}`,
 		`{"mode":"sequential","tasks":1,"delay_ms":0,"delay_ms":1}`,
+		`{"mode":"sequential","tasks":1,"delay_ms":0,"MODE":"distributed"}`,
+		`{"mode":"sequential","tasks":1,"taſks":2}`,
 	} {
 		p := h.do("POST", "/api/runs", body).problem(t, http.StatusBadRequest)
 		if !strings.Contains(p.Detail+fmt.Sprint(p.Errors), "twice") {
 			t.Errorf("%s: %q does not name the repeated key", body, p.Detail)
+		}
+	}
+	// A wrong type is said in words, naming no Go type.
+	for _, body := range []string{`{"mode":"sequential","TASKS":"x"}`, `{"mode":"sequential","Delay_MS":true}`} {
+		res := h.do("POST", "/api/runs", body)
+		if res.status != http.StatusBadRequest && res.status != http.StatusUnprocessableEntity {
+			t.Errorf("%s: %d", body, res.status)
+		}
+		if b := string(res.body); strings.Contains(b, "Go struct") || strings.Contains(b, "RunRequest") || strings.Contains(b, "int64") {
+			t.Errorf("%s: the answer names Go types: %s", body, b)
 		}
 	}
 	// The same key in two objects is no repeat.
@@ -504,6 +526,8 @@ func TestNoDuplicateKeys(t *testing.T) {
 		`[{"a":1},{"a":1}]`:             false,
 		`{"a":"a","b":"a"}`:             false,
 		`{"a":1,`:                       false, // malformed: json.Unmarshal reports it
+		`{"a":1,"A":2}`:                 true,
+		`{"ks":1,"kſ":2}`:               true,
 	} {
 		if got := noDuplicateKeys([]byte(body)) != nil; got != dup {
 			t.Errorf("noDuplicateKeys(%s): %v, want %v", body, got, dup)
@@ -584,5 +608,74 @@ func TestAnswersAreCompressedButStreams(t *testing.T) {
 		if status != http.StatusOK || hdr.Get("Content-Encoding") != "" {
 			t.Errorf("GET %s: %d, Content-Encoding %q, want none", path, status, hdr.Get("Content-Encoding"))
 		}
+	}
+}
+
+// TestHugeDelaysSayWhatWasTyped: a delay far past any limit is refused as typed, not as the
+// overflowed number of milliseconds it would make.
+func TestHugeDelaysSayWhatWasTyped(t *testing.T) {
+	t.Parallel()
+	h := start(t)
+	for _, delay := range []string{"1e308", "9300000000", "-1e300"} {
+		res := h.postForm("/runs", url.Values{"mode": {"sequential"}, "tasks": {"1"}, "delay": {delay}})
+		body := string(res.body)
+		if res.status != http.StatusUnprocessableEntity || !strings.Contains(body, delay) || strings.Contains(body, "-9223372036854775808") {
+			t.Errorf("delay %s: %d, the page does not say what was typed", delay, res.status)
+		}
+	}
+}
+
+// TestWrongTokensAreLimited: a client that keeps guessing the admin token, by sign-in or
+// Bearer, is refused before its guess is compared, the right token included.
+func TestWrongTokensAreLimited(t *testing.T) {
+	t.Parallel()
+	for _, via := range []string{"sign-in", "bearer"} {
+		t.Run(via, func(t *testing.T) {
+			t.Parallel()
+			h := start(t, withWebConfig(func(c *Config) { c.AdminToken = speakerToken }))
+			try := func(token string) int {
+				if via == "sign-in" {
+					return h.form("/login", url.Values{"token": {token}}).status
+				}
+				return h.do("POST", "/api/runs/x/pin", nil, "Authorization", "Bearer "+token).status
+			}
+			for i := range guessesPerMinute {
+				if got := try(fmt.Sprintf("guess-%d", i)); got != http.StatusUnauthorized {
+					t.Fatalf("guess %d: %d, want 401", i, got)
+				}
+			}
+			for _, token := range []string{"guess-x", speakerToken} {
+				if got := try(token); got != http.StatusTooManyRequests {
+					t.Errorf("after %d wrong tokens, %q: %d, want 429", guessesPerMinute, token, got)
+				}
+			}
+		})
+	}
+}
+
+// TestForwardedHeadersFromTrustedProxiesOnly: every X-Forwarded-For line counts (a proxy may
+// add its own), and X-Forwarded-Proto is believed from a trusted proxy only.
+func TestForwardedHeadersFromTrustedProxiesOnly(t *testing.T) {
+	t.Parallel()
+	proxied := start(t, withWebConfig(func(c *Config) {
+		c.AdminToken, c.PublicLaunch, c.LaunchRate = speakerToken, true, 1
+		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	}))
+	plan := `{"mode":"sequential","tasks":1,"delay_ms":0}`
+	for i, want := range []int{http.StatusCreated, http.StatusTooManyRequests} {
+		// The client writes the first line; the proxy adds the second, naming the client.
+		status, _ := rawRequest(t, proxied.base, "POST", "/api/runs", []string{"Content-Type", "application/json",
+			"X-Forwarded-For", fmt.Sprintf("203.0.113.%d", i+1), "X-Forwarded-For", "198.51.100.7"}, plan)
+		if status != want {
+			t.Errorf("launch %d from 198.51.100.7 with a forged first line: %d, want %d", i, status, want)
+		}
+	}
+
+	h := start(t)
+	r := h.launch(map[string]any{"mode": "sequential", "tasks": 1, "delay_ms": 0})
+	h.follow(r.ID)
+	_, _, body := rawExchange(t, h.base, "GET", "/runs/"+r.ID, []string{"X-Forwarded-Proto", "https", "X-Forwarded-Ssl", "on"}, "", true)
+	if strings.Contains(string(body), "https://") && strings.Contains(string(body), "data-share-url>https") {
+		t.Error("an untrusted client's X-Forwarded-Proto made the share link https")
 	}
 }

@@ -39,7 +39,12 @@ func (s *Server) clientIP(c *fiber.Ctx) string {
 	if !s.trusted(peer) {
 		return peer.String()
 	}
-	hops := strings.Split(c.Get(fiber.HeaderXForwardedFor), ",")
+	// Every X-Forwarded-For line, in order: a proxy may add a line of its own rather than
+	// extend the client's, and the client chose what the first line says.
+	var hops []string
+	for _, line := range c.Request().Header.PeekAll(fiber.HeaderXForwardedFor) {
+		hops = append(hops, strings.Split(string(line), ",")...)
+	}
 	for i := len(hops) - 1; i >= 0; i-- {
 		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
 		if err != nil {
@@ -76,6 +81,17 @@ type clientLimit struct {
 
 func newLaunchLimits(perMinute int) *launchLimits {
 	return &launchLimits{perMin: perMinute, clients: make(map[string]*clientLimit)}
+}
+
+// exhausted reports whether ip's bucket is empty, taking nothing from it.
+func (l *launchLimits) exhausted(ip string, now time.Time) bool {
+	if l.perMin <= 0 {
+		return false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	cl, ok := l.clients[ip]
+	return ok && cl.lim.TokensAt(now) < 1
 }
 
 // allow takes one launch from ip's bucket; when empty it says how long until the next.
@@ -161,7 +177,11 @@ func (s *Server) login(c *fiber.Ctx) error {
 	if s.cfg.AdminToken == "" {
 		return c.Redirect("/", http.StatusSeeOther)
 	}
+	if s.guessing(c) {
+		return s.renderLogin(c, http.StatusTooManyRequests, tooManyGuesses)
+	}
 	if subtle.ConstantTimeCompare([]byte(c.FormValue("token")), []byte(s.cfg.AdminToken)) != 1 {
+		s.wrongToken(c, "sign-in")
 		return s.renderLogin(c, http.StatusUnauthorized, "That is not the admin token.")
 	}
 	token, err := s.core.Sessions.Create(c.UserContext(), s.cfg.AdminToken, s.cfg.SessionTTL)

@@ -597,11 +597,12 @@ func TestBrowserStreamResumesAfterADrop(t *testing.T) {
 	// The stream cut on purpose: the browser reports the broken response.
 	b.allow("ERR_INCOMPLETE_CHUNKED_ENCODING")
 	ctx := b.ctx
-	r := h.launch(map[string]any{"mode": "distributed", "tasks": 30, "delay_ms": 200})
+	// Long enough (6 s) that the cut comes mid-run on a loaded machine too.
+	r := h.launch(map[string]any{"mode": "distributed", "tasks": 30, "delay_ms": 1000})
 	b.open(ctx, "/runs/"+r.ID)
 	b.until(ctx, 10*time.Second, "a task to end", fmt.Sprintf(`+document.getElementById('progress-%s').dataset.done >= 5`, r.ID))
 	cut.cut()
-	b.until(ctx, 20*time.Second, "the run to end", `document.querySelector('[data-status=finished]')`)
+	b.until(ctx, 30*time.Second, "the run to end", `document.querySelector('[data-status=finished]')`)
 	cut.mu.Lock()
 	queries := append([]string(nil), cut.queries...)
 	cut.mu.Unlock()

@@ -19,10 +19,11 @@ func (s *Server) delay(c *fiber.Ctx) error {
 	if err != nil || math.IsNaN(secs) || math.IsInf(secs, 0) || secs < 0 {
 		return newProblem(http.StatusBadRequest, "the delay must be a number of seconds, 0 or more; got "+strconv.Quote(raw))
 	}
-	d := time.Duration(secs * float64(time.Second))
-	if s.cfg.MaxDelay > 0 && d > s.cfg.MaxDelay {
+	// Compared in seconds, before a Duration can overflow.
+	if s.cfg.MaxDelay > 0 && secs > s.cfg.MaxDelay.Seconds() {
 		return newProblem(http.StatusBadRequest, "the delay must be at most "+s.cfg.MaxDelay.String()+" (MAX_DELAY); got "+raw+" s")
 	}
+	d := time.Duration(secs * float64(time.Second))
 	if d > 0 {
 		t := time.NewTimer(d)
 		select {

@@ -1,15 +1,22 @@
 package web
 
 import (
+	"context"
+	"time"
+
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
 	"github.com/hibiken/asynq/x/metrics"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/taskrace/taskrace/live"
 )
 
-// registerMetrics serves /metrics: the domain's metrics, the viewers of live streams, and
-// asynq's queue sizes and latencies.
+// registerMetrics serves /metrics: the domain's metrics, the viewers of live streams, asynq's
+// queue sizes and latencies, and the aggregates of the tasks recorded with package live.
+// Those are restricted as /api/stats is: with ADMIN_TOKEN set and PUBLIC_TASKS not, only a
+// scrape with the admin's token gets them.
 func (s *Server) registerMetrics() {
 	reg := s.core.Metrics.Registry
 	reg.MustRegister(
@@ -18,5 +25,81 @@ func (s *Server) registerMetrics() {
 		}, func() float64 { return float64(s.viewers.open.Load()) }),
 		metrics.NewQueueMetricsCollector(s.core.Launcher.Inspector()),
 	)
-	s.route(fiber.MethodGet, "/metrics", open, adaptor.HTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
+	tasks := prometheus.NewRegistry()
+	tasks.MustRegister(newTaskCollector(s))
+	public := adaptor.HTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	all := adaptor.HTTPHandler(promhttp.HandlerFor(prometheus.Gatherers{reg, tasks}, promhttp.HandlerOpts{}))
+	s.route(fiber.MethodGet, "/metrics", open, func(c *fiber.Ctx) error {
+		if s.cfg.AdminToken == "" || s.cfg.PublicTasks || s.isAdmin(c) {
+			return all(c)
+		}
+		return public(c)
+	})
+}
+
+// taskCollector exports the per-type totals of the recorded tasks, read from Redis at each
+// scrape: the counters GET /api/stats sums by minute.
+type taskCollector struct {
+	s                                  *Server
+	started, ended, retried, failed    *prometheus.Desc
+	duration, wait, watchers, readable *prometheus.Desc
+}
+
+func newTaskCollector(s *Server) *taskCollector {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc("taskrace_live_"+name, help, labels, nil)
+	}
+	return &taskCollector{s: s,
+		started:  d("attempts_started_total", "Attempts started, by task type.", "type"),
+		ended:    d("attempts_ended_total", "Attempts ended, by task type and how they left their handler (success, error, skip_retry, revoked, deadline, canceled, panic).", "type", "exit"),
+		retried:  d("attempts_retried_total", "Failed attempts after which asynq tries the task again.", "type"),
+		failed:   d("tasks_failed_total", "Tasks that ended failed, with no retry left.", "type"),
+		duration: d("attempt_duration_seconds", "How long ended attempts ran.", "type"),
+		wait:     d("task_wait_seconds", "Enqueue to first start, for tasks stamped by live.NewTask.", "type"),
+		watchers: d("event_stream_clients", "Open /api/tasks/events streams on this process."),
+		readable: d("up", "1 when the recorded aggregates could be read from Redis."),
+	}
+}
+
+func (c *taskCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.started, c.ended, c.retried, c.failed, c.duration, c.wait, c.watchers, c.readable} {
+		ch <- d
+	}
+}
+
+func (c *taskCollector) Collect(ch chan<- prometheus.Metric) {
+	r := c.s.recorded
+	if r == nil {
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(c.watchers, prometheus.GaugeValue, float64(r.Subscribers()))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	st, err := r.Totals(ctx)
+	if err != nil {
+		ch <- prometheus.MustNewConstMetric(c.readable, prometheus.GaugeValue, 0)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(c.readable, prometheus.GaugeValue, 1)
+	for _, t := range st.Types {
+		ch <- prometheus.MustNewConstMetric(c.started, prometheus.CounterValue, float64(t.Started), t.Type)
+		for _, exit := range live.Exits {
+			ch <- prometheus.MustNewConstMetric(c.ended, prometheus.CounterValue, float64(t.Ended[exit]), t.Type, exit)
+		}
+		ch <- prometheus.MustNewConstMetric(c.retried, prometheus.CounterValue, float64(t.Retried), t.Type)
+		ch <- prometheus.MustNewConstMetric(c.failed, prometheus.CounterValue, float64(t.Failed), t.Type)
+		ch <- histogram(c.duration, t.Duration, t.Type)
+		ch <- histogram(c.wait, t.Wait, t.Type)
+	}
+}
+
+// histogram is a distribution of recorded durations as a Prometheus histogram, in seconds.
+func histogram(desc *prometheus.Desc, d live.Distribution, typ string) prometheus.Metric {
+	buckets := make(map[float64]uint64, len(d.Buckets))
+	for _, b := range d.Buckets {
+		if b.LeMS != nil {
+			buckets[*b.LeMS/1000] = uint64(b.Count)
+		}
+	}
+	return prometheus.MustNewConstHistogram(desc, uint64(d.Count), d.SumMS/1000, buckets, typ)
 }

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
@@ -87,6 +88,7 @@ func (s *Server) registerMonitor() {
 		if s.isAdmin(c) {
 			handler = m.rw
 		}
+		boundPage(c)
 		if m.embedded && strings.HasSuffix(c.Path(), "/api/redis_info") {
 			return m.embeddedRedisInfo(c, handler)
 		}
@@ -149,6 +151,32 @@ func (s *Server) monitorAPIError(c *fiber.Ctx) error {
 		return c.SendString(p.Detail)
 	}
 	return writeProblem(c, p)
+}
+
+// monitorPageMax is the most tasks one page of the monitor lists: its own page sizes go up
+// to 100, and a page of every task of a busy queue is a way to slow the server for all.
+const monitorPageMax = 100
+
+// boundPage keeps the monitor's paging within 1 … monitorPageMax tasks a page.
+func boundPage(c *fiber.Ctx) {
+	args := c.Request().URI().QueryArgs()
+	changed := false
+	if v := args.Peek("size"); v != nil {
+		if n, err := strconv.Atoi(string(v)); err != nil || n < 1 || n > monitorPageMax {
+			args.Set("size", strconv.Itoa(monitorPageMax))
+			changed = true
+		}
+	}
+	if v := args.Peek("page"); v != nil {
+		if n, err := strconv.Atoi(string(v)); err != nil || n < 1 {
+			args.Set("page", "1")
+			changed = true
+		}
+	}
+	if changed {
+		// asynqmon reads the request line, not the parsed query.
+		c.Request().SetRequestURI(string(c.Request().URI().Path()) + "?" + string(args.QueryString()))
+	}
 }
 
 var (

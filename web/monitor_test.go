@@ -117,8 +117,12 @@ func TestMonitorIsReadOnlyButForTheAdmin(t *testing.T) {
 	var r app.Run
 	res.json(t, &r)
 	h.follow(r.ID)
-	for _, w := range monitorWrites {
-		for _, auth := range [][]string{nil, {"Authorization", "Bearer wrong"}, {"Authorization", token}} {
+	for i, w := range monitorWrites {
+		auths := [][]string{nil, {"Authorization", token}}
+		if i < guessesPerMinute-1 {
+			auths = append(auths, []string{"Authorization", "Bearer wrong"}) // more would be guessing
+		}
+		for _, auth := range auths {
 			res := h.do(w.method, "/monitor/api"+w.path, "{}", auth...)
 			res.problem(t, http.StatusUnauthorized)
 		}
@@ -192,5 +196,27 @@ func TestMonitorSaysEmbeddedRedisHasNoFigures(t *testing.T) {
 	}
 	if info.Info["used_memory_human"] != noFigures {
 		t.Errorf("used_memory_human = %q, want it to say embedded Redis has no such figure", info.Info["used_memory_human"])
+	}
+}
+
+// TestMonitorPagesAreBounded: a page of the monitor lists at most monitorPageMax tasks,
+// whatever size a client asks for.
+func TestMonitorPagesAreBounded(t *testing.T) {
+	t.Parallel()
+	h := start(t, withWorker())
+	r := h.launch(map[string]any{"mode": "distributed", "tasks": 150, "delay_ms": 30_000})
+	defer h.do("POST", "/api/runs/"+r.ID+"/cancel", nil)
+	for _, q := range []string{"size=-1&page=-1", "size=100000", "size=x", "size=0"} {
+		var got struct {
+			Tasks []json.RawMessage `json:"tasks"`
+		}
+		res := h.get("/monitor/api/queues/" + h.core.Config.Queue + "/pending_tasks?" + q)
+		if res.status != http.StatusOK {
+			t.Fatalf("%s: %d %s", q, res.status, res.body)
+		}
+		res.json(t, &got)
+		if len(got.Tasks) == 0 || len(got.Tasks) > monitorPageMax {
+			t.Errorf("%s: %d tasks in a page, want 1 to %d", q, len(got.Tasks), monitorPageMax)
+		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/danielgtaylor/huma/v2/adapters/humafiber"
 
 	"github.com/taskrace/taskrace/app"
+	"github.com/taskrace/taskrace/live"
 )
 
 const apiDescription = `taskrace launches the same batch of IO-bound tasks (HTTP calls to a /delay/N endpoint)
@@ -26,6 +27,19 @@ This server runs on an embedded Redis: its runs live in memory only and are gone
 
 // newAPI makes the huma API on the Fiber app: OpenAPI 3.1 at /openapi.json, problem+json
 // errors, no docs page of its own (it would load from a CDN; /docs serves vendored assets).
+// schemaName names a type's schema: huma's name, with Recorded before the types of package
+// live, whose Task, Event and Worker are not the app's.
+func schemaName(t reflect.Type, hint string) string {
+	name := huma.DefaultSchemaNamer(t, hint)
+	for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Map {
+		t = t.Elem()
+	}
+	if t.PkgPath() == reflect.TypeFor[live.Task]().PkgPath() {
+		return "Recorded" + name
+	}
+	return name
+}
+
 func (s *Server) newAPI() huma.API {
 	useProblemsInHuma()
 	version := s.cfg.Version
@@ -33,6 +47,7 @@ func (s *Server) newAPI() huma.API {
 		version = "dev"
 	}
 	hc := huma.DefaultConfig("taskrace API", version)
+	hc.Components.Schemas = huma.NewMapRegistry("#/components/schemas/", schemaName)
 	hc.DocsPath = ""
 	hc.SchemasPath = ""
 	hc.CreateHooks = nil                // no $schema field or Link header in responses
@@ -56,7 +71,7 @@ func (s *Server) newAPI() huma.API {
 	}
 	hc.Tags = []*huma.Tag{
 		{Name: "runs", Description: "Launch, follow and cancel runs"},
-		{Name: "tasks", Description: "One task of a run"},
+		{Name: "tasks", Description: "One task of a run, and the tasks of any asynq application that records them with package live"},
 		{Name: "seed", Description: "Routes compatible with the original FastAPI + Celery demo"},
 		{Name: "health", Description: "Liveness and readiness"},
 	}

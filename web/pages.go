@@ -261,6 +261,10 @@ func formPlan(c *fiber.Ctx, mode app.Mode) (app.Plan, templates.LaunchForm, erro
 	if err != nil || math.IsNaN(delay) || math.IsInf(delay, 0) {
 		return p, f, app.Invalid("delay", "must be a number of seconds; got %q", f.Delay)
 	}
+	// Far outside any limit is said as typed, before milliseconds could overflow.
+	if delay < 0 || delay > 1e9 {
+		return p, f, app.Invalid("delay", "must be a number of seconds within MAX_DELAY; got %q", f.Delay)
+	}
 	p.DelayMS = int64(math.Round(delay * 1000))
 	if mode == app.Concurrent {
 		if p.Parallelism, err = strconv.Atoi(f.Parallelism); err != nil {

@@ -163,8 +163,13 @@ func (s *Server) fiberProblem(ctx context.Context, fe *fiber.Error) *Problem {
 	case fiber.StatusInternalServerError:
 		s.logger.ErrorContext(ctx, "internal error", "err", fe.Message)
 		return newProblem(fe.Code, "internal error: the request could not be completed, and the cause has been logged")
+	case fiber.StatusBadRequest:
+		// fasthttp's words for malformed HTTP quote the request, credentials and all.
+		s.logger.DebugContext(ctx, "malformed request", "err", fe.Message)
+		return newProblem(fe.Code, "the request could not be read as HTTP/1.1")
 	}
-	return newProblem(fe.Code, fe.Message)
+	s.logger.DebugContext(ctx, "request refused by the HTTP server", "status", fe.Code, "err", fe.Message)
+	return newProblem(fe.Code, http.StatusText(fe.Code))
 }
 
 // handleError is Fiber's error handler: every error a plain handler returns, every route

@@ -20,8 +20,10 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/compress"
 	"github.com/gofiber/fiber/v2/middleware/recover"
+	"github.com/valyala/fasthttp"
 
 	"github.com/taskrace/taskrace/app"
+	"github.com/taskrace/taskrace/live"
 )
 
 // Config is what the web layer needs beyond the domain's own configuration.
@@ -33,6 +35,7 @@ type Config struct {
 	MaxBody        int            // largest request body accepted, in bytes
 	AdminToken     string         // when set, launching, canceling and queue changes are the admin's
 	PublicLaunch   bool           // with AdminToken: anyone may launch (rate-limited)
+	PublicTasks    bool           // with AdminToken: anyone may read the tasks recorded with package live
 	SessionTTL     time.Duration  // how long an admin sign-in lasts
 	LaunchRate     int            // launches a minute per client, for everyone but the admin
 	TrustedProxies []netip.Prefix // peers whose X-Forwarded-For names the client
@@ -78,8 +81,11 @@ type Server struct {
 	monitor    *monitor       // asynqmon, closed on Shutdown
 	workerSnap workerSnapshot // the last read of the live workers
 	limits     *launchLimits  // per-client launch rate
+	guesses    *launchLimits  // per-client wrong admin tokens
 
 	levels map[routeKey]access // each route's access level, as it was registered
+
+	recorded *live.Reader // the tasks recorded with package live, closed on Shutdown
 }
 
 // New builds the server's routes over core. Nothing listens until Serve.
@@ -104,7 +110,7 @@ func New(core *app.Core, cfg Config, logger *slog.Logger) *Server {
 		cfg.MaxViewers = DefaultMaxViewers
 	}
 	s := &Server{core: core, cfg: cfg, logger: logger, pingEvery: defaultPingEvery, apiTimeout: defaultAPITimeout,
-		limits: newLaunchLimits(cfg.LaunchRate)}
+		limits: newLaunchLimits(cfg.LaunchRate), guesses: newLaunchLimits(guessesPerMinute)}
 	s.viewers.max = int64(cfg.MaxViewers)
 	s.base, s.stop = context.WithCancel(context.Background())
 	s.app = fiber.New(fiber.Config{
@@ -115,22 +121,36 @@ func New(core *app.Core, cfg Config, logger *slog.Logger) *Server {
 		StrictRouting: true,
 		// Bodies are read by limitBody, which answers 413 past MaxBody and reads the rest
 		// away, so the client reads the answer rather than a reset connection.
-		StreamRequestBody:     true,
-		BodyLimit:             cfg.MaxBody,
-		ErrorHandler:          s.handleError,
-		DisableStartupMessage: true,
-		ReadTimeout:           30 * time.Second,
-		IdleTimeout:           2 * time.Minute,
+		StreamRequestBody: true,
+		// X-Forwarded-Proto and its kin are believed from TRUSTED_PROXIES only (for
+		// c.Protocol: share links, the cookie's Secure flag, the origin check).
+		EnableTrustedProxyCheck: true,
+		TrustedProxies:          prefixStrings(cfg.TrustedProxies),
+		BodyLimit:               cfg.MaxBody,
+		ErrorHandler:            s.handleError,
+		DisableStartupMessage:   true,
+		ReadTimeout:             30 * time.Second,
+		IdleTimeout:             2 * time.Minute,
 	})
 	s.app.Use(recover.New(recover.Config{
 		EnableStackTrace:  true,
 		StackTraceHandler: s.logPanic,
 	}), s.requestID, securityHeaders, compressed, s.limitBody)
+	// A client that asks before sending a body over the limit is told no at once (417).
+	s.app.Server().ContinueHandler = func(h *fasthttp.RequestHeader) bool { return h.ContentLength() <= cfg.MaxBody }
 	s.routes()
 	if missing := s.undeclaredRoutes(); len(missing) > 0 {
 		panic("web: routes without an access level: " + strings.Join(missing, ", "))
 	}
 	return s
+}
+
+func prefixStrings(ps []netip.Prefix) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.String()
+	}
+	return out
 }
 
 // Handler returns the Fiber app, for tests.
@@ -144,6 +164,7 @@ func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.stop()
 	err := s.app.ShutdownWithContext(ctx)
+	s.recorded.Close()
 	for _, closeMonitor := range s.monitor.closers {
 		closeMonitor()
 	}
@@ -161,6 +182,7 @@ func (s *Server) routes() {
 	s.route(fiber.MethodGet, "/httpbin/delay/:seconds", open, s.delay)
 
 	s.api = s.newAPI()
+	s.registerTasks() // before registerRuns: its /api/tasks/events is no /api/tasks/{task_id}
 	s.registerRuns()
 	s.registerSeed()
 	s.registerHealth()

@@ -1,0 +1,54 @@
+// Package live records every task an asynq server runs, of every type and queue, so that
+// taskrace (or any reader of this package) can show them live: states, attempts, workers,
+// errors, and per-type aggregates. An application adds it in one line:
+//
+//	rec, err := live.NewRecorder(redisOpt, live.Options{Concurrency: 10})
+//	mux.Use(rec.Middleware)
+//	defer rec.Close() // after srv.Shutdown: writes what is pending
+//
+// and `taskrace serve --worker=false` pointed at the same Redis shows the tasks at
+// /api/tasks, /api/tasks/events and /api/stats.
+//
+// # What is recorded
+//
+// Facts, not verdicts: that an attempt started, and that it ended, with how it left its
+// handler as asynq's processor reads it (success; an error and its text; SkipRetry;
+// RevokeTask; a deadline; a cancelation; a panic), whether asynq will try it again (its retry
+// count against its max retry), the task's ID, queue and type, the attempt's number, the
+// worker's host, pid and slot, the times and the duration. A task's state is decided from
+// its facts when they are read, by package taskstate, the vocabulary taskrace's own runs use
+// too. Tasks are keyed by queue and ID, and execution: asynq IDs are unique per queue only,
+// and an ID can be enqueued again once its task is gone.
+//
+// Payloads and results are not recorded unless Options.PayloadBytes or ResultBytes allow
+// it, so secrets stay out by default; a handler records its result with WriteResult.
+//
+// # Storage
+//
+// Facts go on one capped Redis stream (Options.MaxEvents, DefaultMaxEvents by default), and
+// what they count into per-type hashes per minute, kept StatsRetention (24 h), and per-type
+// totals. Writes are batched by group commit: one pipeline carries whatever is pending.
+//
+// By default recording is best-effort: a handler never waits for Redis, and a crash loses
+// at most the facts not yet written, those of the last round trip (a millisecond or so), and
+// never more than Options.Buffer. With Options.Durable a handler returns only once its facts
+// are stored, so that a task asynq marks done always has its end recorded; if they cannot
+// be stored, a successful handler returns the error and asynq tries the task again.
+//
+// # Wait time
+//
+// asynq forgets when a task was enqueued, so the recorder cannot know how long a task
+// waited unless the enqueuer says: make tasks with NewTask (asynq.NewTask with a header
+// stamped with the time, no payload change) and the recorder records the wait of each task's
+// first attempt.
+//
+// # Work outside asynq
+//
+// Start and Attempt.End record attempts that never pass through asynq, with the same facts.
+//
+// # Reading
+//
+// A Reader follows the stream with one blocking read, keeps the tasks it holds projected in
+// memory, and answers queries (ParseQuery), task details, live watches resumable by stream
+// entry ID, and the aggregates.
+package live
