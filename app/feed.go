@@ -97,12 +97,16 @@ type Subscription struct {
 	spare []*Event
 	ready chan struct{}
 
-	// Guarded by feed.mu.
-	queue    []*Event // live events not handed out yet
-	joined   bool     // in the fan-out; false once dropped for falling behind
-	joinedAs uint64   // the number of its last joining, for the shared reads of the log
-	gone     bool     // the run's data vanished
-	closed   bool
+	joinedAs uint64 // the number of its last joining, for the shared reads of the log
+
+	// Guarded by mu, which the publisher takes for this subscription alone: viewers do not
+	// wait on one another for their events. joined and gone change with feed.mu held too,
+	// so either lock lets them be read.
+	mu     sync.Mutex
+	queue  []*Event // live events not handed out yet
+	joined bool     // in the fan-out; false once dropped for falling behind
+	gone   bool     // the run's data vanished
+	closed bool     // guarded by feed.mu
 }
 
 // Subscribe starts a subscription to run's events after the entry ID after ("" for all of
@@ -129,7 +133,10 @@ func (f *Feed) join(s *Subscription) bool {
 		f.runs[s.runID] = fl
 	}
 	fl.subs[s] = struct{}{}
-	s.joined, s.live = true, false
+	s.mu.Lock()
+	s.joined = true
+	s.mu.Unlock()
+	s.live = false
 	s.joinedAs = f.catchUps.joined()
 	return !ok
 }
@@ -169,26 +176,29 @@ func (s *Subscription) Next(ctx context.Context) ([]*Event, error) {
 		return nil, Unavailable("shutting down", nil)
 	default:
 	}
-	f.mu.Lock()
-	var wake bool
-	if !s.joined && !s.gone {
+	s.mu.Lock()
+	dropped := !s.joined && !s.gone
+	s.mu.Unlock()
+	if dropped {
 		// Dropped for falling behind: join again first, so that nothing appended while it
 		// reads the log can fall between the two.
-		wake = f.join(s)
-	}
-	if !s.live {
+		f.mu.Lock()
+		wake := !s.gone && f.join(s)
 		f.mu.Unlock()
 		if wake {
 			f.wakeUp(s.runID)
 		}
+	}
+	if !s.live {
 		return s.catchUp(ctx)
 	}
 	// The events returned last time are handed out: reuse their slice, without keeping them.
 	clear(s.spare)
+	s.mu.Lock()
 	q := s.queue
 	s.queue, s.spare = s.spare[:0], q
 	gone := s.gone
-	f.mu.Unlock()
+	s.mu.Unlock()
 	out := s.take(q)
 	switch {
 	case !gone || s.done:
@@ -270,8 +280,9 @@ func (f *Feed) leave(s *Subscription) {
 	if !s.joined {
 		return
 	}
-	s.joined = false
-	s.queue = nil
+	s.mu.Lock()
+	s.joined, s.queue = false, nil
+	s.mu.Unlock()
 	fl := f.runs[s.runID]
 	delete(fl.subs, s)
 	if len(fl.subs) == 0 {
@@ -444,7 +455,9 @@ func (f *Feed) checkGone() error {
 			continue
 		}
 		for s := range fl.subs {
+			s.mu.Lock()
 			s.gone, s.joined = true, false
+			s.mu.Unlock()
 			s.signal()
 		}
 		delete(f.runs, id)
@@ -466,6 +479,7 @@ func (f *Feed) publish(stream string, msgs []redis.XMessage) {
 	}
 	fl.pos = msgs[len(msgs)-1].ID
 	for s := range fl.subs {
+		s.mu.Lock()
 		if len(s.queue)+len(evs) > maxQueued {
 			// Too far behind: drop it from the fan-out; it catches up from the log.
 			delete(fl.subs, s)
@@ -474,6 +488,7 @@ func (f *Feed) publish(stream string, msgs []redis.XMessage) {
 		} else {
 			s.queue = append(s.queue, evs...)
 		}
+		s.mu.Unlock()
 		s.signal()
 	}
 	if len(fl.subs) == 0 {
