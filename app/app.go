@@ -94,11 +94,13 @@ type Core struct {
 	Runs     *RunStore
 	Sessions *Sessions
 	Feed     *Feed
-	Fetcher  *Fetcher
-	Executor *Executor
-	Launcher *Launcher
-	Metrics  *Metrics
-	Logger   *slog.Logger
+	// Projections are the runs' projections kept between reads (see ReadRun).
+	Projections *Projections
+	Fetcher     *Fetcher
+	Executor    *Executor
+	Launcher    *Launcher
+	Metrics     *Metrics
+	Logger      *slog.Logger
 
 	app      *appender
 	stopOnce sync.Once
@@ -115,6 +117,7 @@ func NewCore(cfg Config, r *Redis, logger *slog.Logger) *Core {
 	c.Sessions = NewSessions(r.Client)
 	c.Fetcher = NewFetcher(cfg.BuiltinURL, cfg.Limits.Allowlist)
 	c.Executor = &Executor{log: c.Log, store: c.Runs, fetch: c.Fetcher, metrics: c.Metrics}
+	c.Projections = newProjections(c.Log)
 	c.Feed = newFeed(r.feed, c.Log, c.ProcID, logger, c.Metrics.ViewersDropped.WithLabelValues("behind"))
 	c.Launcher = newLauncher(c)
 	return c

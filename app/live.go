@@ -231,3 +231,37 @@ func (p *Projection) Steps(t *Task) []Step {
 	}
 	return steps
 }
+
+// Snapshot is what Project(r, events, now, nil) gives for the events taken in so far, r being
+// the run's record as read now (its pin, say, may have changed since): a copy the caller
+// owns, which the live projection's next events leave alone. It costs a copy of the run.
+func (l *Live) Snapshot(r *Run, now time.Time) *Projection {
+	src := l.p
+	run := *r
+	n := 0
+	for _, t := range src.Tasks {
+		n += len(t.History)
+	}
+	p := &Projection{Run: &run, Tasks: make([]*Task, len(src.Tasks)), Created: src.Created,
+		final: slices.Clone(src.final), last: src.last, end: src.end, slab: make([]Attempt, n)}
+	tasks, history := make([]Task, len(src.Tasks)), make([]*Attempt, n)
+	k := 0
+	for i, t := range src.Tasks {
+		tasks[i] = *t
+		h := history[k : k+len(t.History) : k+len(t.History)]
+		for j, a := range t.History {
+			p.slab[k+j] = *a
+			h[j] = &p.slab[k+j]
+		}
+		k += len(t.History)
+		tasks[i].History = h
+		p.Tasks[i] = &tasks[i]
+	}
+	p.settle(now)
+	for _, t := range p.Tasks {
+		p.counts.add(t, 1)
+	}
+	p.Summary = p.summarize(nil)
+	p.Lanes = lanesOf(p.Tasks)
+	return p
+}

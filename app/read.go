@@ -5,19 +5,23 @@ import (
 	"time"
 )
 
-// ReadRun reads run id and its events and projects them as of now: a finished run compared
-// with its baseline, the running tasks of lost workers marked. It returns the events too,
-// for a view that follows the run's stream after the last of them.
-func (c *Core) ReadRun(ctx context.Context, id string, now time.Time) (*Projection, []*Event, error) {
+// ReadRun reads run id and projects its events as of now: a finished run compared with its
+// baseline, the running tasks of lost workers marked. It returns the stream entry ID of the
+// latest event projected too, for a view that follows the run's stream after it. The events
+// come from the run's kept projection (see Projections): only those appended since the last
+// read are read from the log.
+func (c *Core) ReadRun(ctx context.Context, id string, now time.Time) (*Projection, string, error) {
 	r, err := c.Runs.Get(ctx, id)
 	if err != nil {
-		return nil, nil, err
+		if ErrorCode(err) == ENotFound {
+			c.Projections.Forget(id)
+		}
+		return nil, "", err
 	}
-	evs, err := c.Log.ReadAll(ctx, id)
+	p, last, err := c.Projections.Read(ctx, r, now)
 	if err != nil {
-		return nil, nil, err
+		return nil, "", err
 	}
-	p := Project(r, evs, now, nil)
 	if p.Run.Status == StatusFinished {
 		b, err := c.Runs.Baseline(ctx, p.Run)
 		if err != nil {
@@ -28,5 +32,5 @@ func (c *Core) ReadRun(ctx context.Context, id string, now time.Time) (*Projecti
 	if err := c.MarkOrphans(ctx, p); err != nil {
 		c.Logger.WarnContext(ctx, "cannot check the run's workers", "run", id, "err", err)
 	}
-	return p, evs, nil
+	return p, last, nil
 }

@@ -159,7 +159,9 @@ func (s *Server) registerAuth() {
 		DefaultStatus: http.StatusNoContent,
 		Errors:        []int{http.StatusNotFound, http.StatusServiceUnavailable},
 	}, func(ctx context.Context, in *runIDInput) (*struct{}, error) {
-		if err := s.core.Runs.Delete(ctx, in.ID); err != nil {
+		err := s.core.Runs.Delete(ctx, in.ID)
+		s.core.Projections.Forget(in.ID)
+		if err != nil {
 			return nil, s.fail(ctx, err)
 		}
 		return nil, nil

@@ -369,10 +369,10 @@ func validStatus(st string) bool {
 	return false
 }
 
-// runView reads a run and its events into what its page shows: its projection as of now,
+// runView reads a run into what its page shows: its projection as of now,
 // and the window of page of its task list.
 func (s *Server) runView(ctx context.Context, id string, page int) (*templates.RunView, error) {
-	p, evs, err := s.core.ReadRun(ctx, id, time.Now().Add(-liveMargin))
+	p, last, err := s.core.ReadRun(ctx, id, time.Now().Add(-liveMargin))
 	if err != nil {
 		return nil, err
 	}
@@ -380,9 +380,7 @@ func (s *Server) runView(ctx context.Context, id string, page int) (*templates.R
 	if p.Run.Mode == app.Distributed {
 		v.Queue = s.core.Config.Queue
 	}
-	if n := len(evs); n > 0 {
-		v.After = evs[n-1].ID
-	}
+	v.After = last
 	v.Pages = max(1, (len(p.Tasks)+tasksPerPage-1)/tasksPerPage)
 	v.PageNo = min(max(page, 1), v.Pages)
 	v.First = (v.PageNo - 1) * tasksPerPage

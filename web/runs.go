@@ -257,15 +257,10 @@ func (s *Server) getRun(ctx context.Context, in *getRunInput) (*runDetailOutput,
 	return &runDetailOutput{Body: d}, nil
 }
 
-// timeline reads a run and projects its events as of now.
+// timeline reads a run and projects its events as of now (see app.Core.ReadRun).
 func (s *Server) timeline(ctx context.Context, id string) (*app.Projection, error) {
-	p, _, err := s.runEvents(ctx, id)
+	p, _, err := s.core.ReadRun(ctx, id, time.Now())
 	return p, err
-}
-
-// runEvents reads a run and its events and projects them as of now (see app.Core.ReadRun).
-func (s *Server) runEvents(ctx context.Context, id string) (*app.Projection, []*app.Event, error) {
-	return s.core.ReadRun(ctx, id, time.Now())
 }
 
 func (s *Server) cancelRun(ctx context.Context, in *runIDInput) (*runOnly, error) {
