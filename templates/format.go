@@ -151,7 +151,7 @@ func Ms(f *float64) string {
 }
 
 // F formats a float for an attribute with up to three decimals.
-func F(f float64) string { return strconv.FormatFloat(math.Round(f*1000)/1000, 'f', -1, 64) }
+func F(f float64) string { return strconv.FormatFloat(round3(f), 'f', -1, 64) }
 
 // I formats an int.
 func I(n int) string { return strconv.Itoa(n) }

@@ -105,7 +105,7 @@ type runSource struct {
 func (s *Server) runStream(r *app.Run, after string, html *fragmenter) *runSource {
 	src := &runSource{s: s, run: r, lastID: after, html: html}
 	if html != nil {
-		src.coalesce = r.Tasks > coalesceAbove
+		src.coalesce = bigRun(r)
 	}
 	return src
 }

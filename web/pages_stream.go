@@ -31,6 +31,11 @@ const (
 	coalesceEvery = 100 * time.Millisecond
 )
 
+// bigRun reports whether r's HTML stream is a big run's: batched (see coalesceAbove), with
+// its timeline's bars sent as data the page draws them from (templates.BarData), a quarter
+// of their HTML, since they are most of what the stream sends.
+func bigRun(r *app.Run) bool { return r.Tasks > coalesceAbove }
+
 // liveRuns are the projections of the runs that HTML streams follow, one per run, shared by
 // all its viewers: each event is folded in once, in stream order, and rendered once from
 // the state it leaves, so that every viewer gets the same bytes.
@@ -235,6 +240,12 @@ func render(ctx context.Context, s *Server, live *app.Live, c app.Change) []byte
 	if p.Run.Mode == app.Distributed {
 		queue = s.core.Config.Queue
 	}
+	bar := func(a *app.Attempt, scale float64) templ.Component {
+		if bigRun(p.Run) {
+			return templates.BarData(id, a, scale)
+		}
+		return svgFragment(templates.BarEl(id, a, scale))
+	}
 	if c.Ended {
 		rec, err := s.core.Runs.Get(ctx, id)
 		pinned := err == nil && rec.Pinned
@@ -261,7 +272,7 @@ func render(ctx context.Context, s *Server, live *app.Live, c app.Change) []byte
 		for _, t := range p.Tasks {
 			for _, a := range t.History {
 				if a.Worker != nil && (a.Outcome == app.AttemptCanceled || templates.Widened(a, scale)) {
-					add(svgFragment(templates.BarEl(id, a, scale)))
+					add(bar(a, scale))
 				}
 			}
 		}
@@ -291,7 +302,7 @@ func render(ctx context.Context, s *Server, live *app.Live, c app.Change) []byte
 		for _, t := range c.Tasks {
 			for _, a := range t.History {
 				if a.Worker != nil {
-					add(svgFragment(templates.BarEl(id, a, scale)))
+					add(bar(a, scale))
 				}
 			}
 			add(templates.TaskRow(p, t, queue))

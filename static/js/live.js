@@ -114,14 +114,16 @@ export function clockOf(runId, doc = document) {
 /**
  * Applies one frame's HTML to the document: replace by id, else append where
  * data-append-to says. Elements matching neither are ignored, so a fragment for a part of
- * the page that this view does not show is harmless. Three additions:
+ * the page that this view does not show is harmless. Additions:
  *   - an element with data-keep is only added, never replaced (a timeline lane keeps its bars);
  *   - <svg data-svg-fragment> wraps SVG elements so they parse as SVG: its children are
  *     applied, not the wrapper;
  *   - an element with data-at-ms and data-tscale="RUN" or data-sync="RUN" sets that run's
  *     clock; a data-sync one is not added to the page;
  *   - <i data-row="ID" data-steps="…"> gives row ID its steps (for the replay), and is not
- *     added either.
+ *     added either;
+ *   - <i id="bar-…" data-bar="…"> is a big run's timeline bar as data: the bar is drawn
+ *     from it (see applyBar).
  * receivedAt is when the frame arrived (performance.now()).
  */
 export function applyFragments(html, doc = document, receivedAt = performance.now()) {
@@ -162,6 +164,10 @@ function applyLine(html, doc, receivedAt) {
       doc.getElementById(el.getAttribute('data-row'))?.setAttribute('data-steps', el.getAttribute('data-steps'));
       return;
     }
+    if (el.hasAttribute('data-bar')) {
+      applyBar(el, doc);
+      return;
+    }
     const existing = el.id ? doc.getElementById(el.id) : null;
     if (existing) {
       if (!el.hasAttribute('data-keep')) {
@@ -187,6 +193,48 @@ function applyLine(html, doc, receivedAt) {
   if (focusedId && doc.activeElement !== doc.getElementById(focusedId)) {
     doc.getElementById(focusedId)?.focus();
   }
+}
+
+const SVG_NS = 'http://www.w3.org/2000/svg';
+
+/**
+ * Draws a bar of a big run's timeline from the data its stream sends instead of the bar's
+ * HTML (templates.BarData): <i id="bar-RUN-INDEX-ATTEMPT" data-bar="LANE OUTCOME X WIDTH
+ * [START DUR]"> (START and DUR are X and WIDTH unless given; data-retry for a failed attempt
+ * that is tried again). The bar is the one the server draws (templates.AppendBar): same
+ * attributes, same title, the class of its outcome from the page's state kit.
+ */
+function applyBar(el, doc) {
+  const [lane, outcome, x, width, start = x, dur = width] = el.getAttribute('data-bar').split(' ');
+  const [, runId, index, attempt] = el.id.split('-');
+  let bar = doc.getElementById(el.id);
+  if (!bar) {
+    const track = doc.getElementById(`track-${runId}-${lane}`);
+    if (!track) {
+      return;
+    }
+    bar = doc.createElementNS(SVG_NS, 'rect');
+    bar.id = el.id;
+    bar.setAttribute('data-append-to', track.id);
+    bar.setAttribute('y', '0.12');
+    bar.setAttribute('height', '0.76');
+    bar.setAttribute('data-index', index);
+    bar.setAttribute('data-attempt', attempt);
+    bar.append(doc.createElementNS(SVG_NS, 'title'));
+    track.append(bar);
+  }
+  const retry = el.hasAttribute('data-retry');
+  const kitBar = doc.getElementById('state-kit')?.content.querySelector(`[data-kit-bar="${outcome}"]`);
+  bar.setAttribute('x', x);
+  bar.setAttribute('width', width);
+  bar.setAttribute('class', kitBar?.getAttribute('class') || `gbar gbar-${outcome}`);
+  bar.setAttribute('data-start-ms', start);
+  bar.setAttribute('data-dur-ms', dur);
+  bar.setAttribute('data-state', outcome);
+  bar.toggleAttribute('data-retry', retry);
+  // The words of templates.AttemptWord.
+  const word = outcome === 'failed' && retry ? 'failed, retried' : outcome;
+  bar.querySelector('title').textContent = `Task ${index}, attempt ${attempt}: ${word}`;
 }
 
 /**
