@@ -20,17 +20,30 @@ import (
 // grows it), an ended one at least a sliver wide.
 func BarEl(runID string, a *app.Attempt, scale float64) templ.Component {
 	return templ.ComponentFunc(func(_ context.Context, w io.Writer) error {
-		_, err := w.Write(AppendBar(make([]byte, 0, 400), runID, a, scale))
+		_, err := w.Write(AppendBar(make([]byte, 0, 400), runID, TrackID(runID, *a.Worker), a, scale))
 		return err
 	})
 }
 
-// AppendBar appends BarEl's HTML to b.
-func AppendBar(b []byte, runID string, a *app.Attempt, scale float64) []byte {
+// LaneBars are the bars of one lane's attempts, on the track of worker slot w.
+func LaneBars(runID string, w app.Worker, attempts []*app.Attempt, scale float64) templ.Component {
+	return templ.ComponentFunc(func(_ context.Context, out io.Writer) error {
+		track := TrackID(runID, w)
+		b := make([]byte, 0, 360*len(attempts))
+		for _, a := range attempts {
+			b = AppendBar(b, runID, track, a, scale)
+		}
+		_, err := out.Write(b)
+		return err
+	})
+}
+
+// AppendBar appends BarEl's HTML to b; track is the ID of its lane's track.
+func AppendBar(b []byte, runID, track string, a *app.Attempt, scale float64) []byte {
 	b = append(b, `<rect id="`...)
 	b = appendBarID(b, runID, a)
 	b = append(b, `" data-append-to="`...)
-	b = append(b, TrackID(runID, *a.Worker)...)
+	b = append(b, track...)
 	b = append(b, `" x="`...)
 	b = appendF(b, BarX(a, scale))
 	b = append(b, `" y="0.12" width="`...)
