@@ -159,3 +159,26 @@ func BenchmarkLive(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(s.evs)), "ns/event")
 }
+
+// BenchmarkSnapshot copies a followed 10,000-task run as of now, as a read of a kept
+// projection does (figures in docs/benchmarks.md):
+//
+//	go test ./app -run '^$' -bench Snapshot -benchtime 200x
+func BenchmarkSnapshot(b *testing.B) {
+	const tasks, slots = 10_000, 10
+	s := newScript(Distributed, tasks, 50, slots)
+	for i := range tasks {
+		w := slot("a", 1+i%2, i%slots)
+		start := float64(i/slots) * 50
+		s.start(i, 1, w, start+1)
+		s.finish(i, 1, w, start+50, 49)
+	}
+	l := NewLive(s.r)
+	for _, e := range s.evs {
+		l.Add(e)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		l.Snapshot(s.r, time.Now())
+	}
+}
