@@ -143,3 +143,51 @@ func TestKeptProjectionIsAFreshProjection(t *testing.T) {
 		})
 	}
 }
+
+// Readers of one run at once, while it goes on, each get a whole projection that never goes
+// back, and the last is the finished run.
+func TestKeptProjectionUnderConcurrentReads(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, withoutWorker())
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	r, err := e.core.Launcher.Launch(ctx, app.Plan{Mode: app.Concurrent, Tasks: 300, DelayMS: 5, Parallelism: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 8)
+	for range 8 {
+		go func() {
+			ended, last := 0, ""
+			for {
+				p, id, err := e.core.ReadRun(ctx, r.ID, time.Now())
+				if err != nil {
+					errs <- err
+					return
+				}
+				done := p.Summary.Done + p.Summary.Failed
+				switch {
+				case done < ended || app.CompareIDs(id, last) < 0:
+					errs <- fmt.Errorf("a read went back: %d tasks ended at %s, after %d at %s", done, id, ended, last)
+					return
+				case len(p.Tasks) != 300:
+					errs <- fmt.Errorf("a read has %d tasks", len(p.Tasks))
+					return
+				case p.Ended:
+					if p.Run.Status != app.StatusFinished || done != 300 {
+						errs <- fmt.Errorf("the run ended %s with %d tasks ended", p.Run.Status, done)
+						return
+					}
+					errs <- nil
+					return
+				}
+				ended, last = done, id
+			}
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}
