@@ -23,6 +23,9 @@ func (s *Server) registerMetrics() {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "taskrace_sse_clients", Help: "Open server-sent event streams (a run's JSON and HTML, the workers) on this process.",
 		}, func() float64 { return float64(s.viewers.open.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "taskrace_kept_projection_tasks", Help: "Tasks of the run projections this process keeps between reads.",
+		}, func() float64 { _, tasks := s.core.Projections.Held(); return float64(tasks) }),
 		metrics.NewQueueMetricsCollector(s.core.Launcher.Inspector()),
 	)
 	tasks := prometheus.NewRegistry()

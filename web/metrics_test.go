@@ -77,6 +77,13 @@ func TestMetricsMoveAfterARun(t *testing.T) {
 			t.Errorf("/metrics has no %s", name)
 		}
 	}
+	// Reading the run keeps its projection: its 4 tasks.
+	if res := h.get("/api/runs/" + r.ID); res.status != 200 {
+		t.Fatalf("GET /api/runs/%s: %d", r.ID, res.status)
+	}
+	if g := scrape(t, h)["taskrace_kept_projection_tasks"]; g == nil || g.Metric[0].GetGauge().GetValue() != 4 {
+		t.Errorf("taskrace_kept_projection_tasks = %v after reading a 4-task run, want 4", g)
+	}
 
 	// Every metric the sample Grafana dashboard queries exists.
 	dash, err := os.ReadFile("../deploy/grafana-dashboard.json")
