@@ -195,8 +195,6 @@ function applyLine(html, doc, receivedAt) {
   }
 }
 
-const SVG_NS = 'http://www.w3.org/2000/svg';
-
 /**
  * Draws a bar of a big run's timeline from the data its stream sends instead of the bar's
  * HTML (templates.BarData): <i id="bar-RUN-INDEX-ATTEMPT" data-bar="LANE OUTCOME X WIDTH
@@ -213,14 +211,15 @@ function applyBar(el, doc) {
     if (!track) {
       return;
     }
-    bar = doc.createElementNS(SVG_NS, 'rect');
+    // The track is SVG: its namespace is the bar's.
+    bar = doc.createElementNS(track.namespaceURI, 'rect');
     bar.id = el.id;
     bar.setAttribute('data-append-to', track.id);
     bar.setAttribute('y', '0.12');
     bar.setAttribute('height', '0.76');
     bar.setAttribute('data-index', index);
     bar.setAttribute('data-attempt', attempt);
-    bar.append(doc.createElementNS(SVG_NS, 'title'));
+    bar.append(doc.createElementNS(track.namespaceURI, 'title'));
     track.append(bar);
   }
   const retry = el.hasAttribute('data-retry');
