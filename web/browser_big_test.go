@@ -35,9 +35,9 @@ func TestBrowserBigRunTimelineLiveIsTheServers(t *testing.T) {
 	b := newBrowser(t, h.base)
 	ctx := b.ctx
 	// Above coalesceAbove tasks, with retries: done, failed and retried bars, on 40 lanes,
-	// for some three seconds.
+	// for some six seconds: the page loads while it runs, on a loaded machine too.
 	tasks := 2 * coalesceAbove
-	r := h.launch(map[string]any{"mode": "concurrent", "tasks": tasks, "delay_ms": 300, "parallelism": 40, "failure_rate": 0.2})
+	r := h.launch(map[string]any{"mode": "concurrent", "tasks": tasks, "delay_ms": 600, "parallelism": 40, "failure_rate": 0.2})
 	b.open(ctx, "/runs/"+r.ID)
 	if !eval[bool](b, ctx, `!!document.querySelector('[data-stream-url]')`) {
 		t.Fatal("the run ended before its page loaded: nothing was drawn live")
