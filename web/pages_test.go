@@ -239,11 +239,23 @@ func TestHTMLStreamCoalescesLargeRuns(t *testing.T) {
 	if len(done) != tasksPerPage || !done[templates.RowID(r.ID, 0)] || done[templates.RowID(r.ID, tasksPerPage)] {
 		t.Errorf("%d tasks of the first page reached done in the stream, want %d", len(done), tasksPerPage)
 	}
-	second := map[string]bool{}
+	// Every viewer gets the whole timeline, its bars as data (templates.BarData): each
+	// attempt reaches its end, and no bar comes as HTML.
+	bars := regexp.MustCompile(`<i id="(bar-` + r.ID + `-\d+-\d+)" data-bar="\w+ done `)
+	second, ended := map[string]bool{}, map[string]bool{}
 	for _, f := range h.openPath("/runs/" + r.ID + "/stream?page=2").all(t) {
 		for _, m := range re.FindAllStringSubmatch(f.Data, -1) {
 			second[m[1]] = true
 		}
+		for _, m := range bars.FindAllStringSubmatch(f.Data, -1) {
+			ended[m[1]] = true
+		}
+		if strings.Contains(f.Data, "<rect") {
+			t.Errorf("a big run's stream sends a bar as HTML: %.200s", f.Data)
+		}
+	}
+	if len(ended) != 300 {
+		t.Errorf("%d bars reached done in the second page's stream, want all 300", len(ended))
 	}
 	if len(second) != 300-tasksPerPage || !second[templates.RowID(r.ID, 299)] {
 		t.Errorf("%d tasks of the second page reached done in its stream, want %d", len(second), 300-tasksPerPage)
