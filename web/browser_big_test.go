@@ -1,12 +1,15 @@
 package web
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/taskrace/taskrace/app"
 )
 
 // timelineOf is every bar of a run's timeline as the page holds it: by bar ID, its lane, its
@@ -77,7 +80,12 @@ func TestBrowserBigRunTimelineLiveIsTheServers(t *testing.T) {
 
 	// A finished 5,000-task run, to look at.
 	big := h.launch(map[string]any{"mode": "concurrent", "tasks": 5000, "delay_ms": 0, "parallelism": 50})
-	h.follow(big.ID)
+	// Waited for on the feed, with a deadline for a loaded machine under the race detector.
+	wctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	if err := h.core.Feed.Watch(wctx, big.ID, "", func(*app.Event) error { return nil }); err != nil {
+		t.Fatalf("the 5,000-task run did not end: %v", err)
+	}
 	b.open(fresh, "/runs/"+big.ID)
 	if n := eval[int](b, fresh, `document.querySelectorAll('rect[data-state=done]').length`); n != 5000 {
 		t.Errorf("%d done bars on the 5,000-task run's page, want 5,000", n)
