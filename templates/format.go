@@ -406,9 +406,15 @@ func AxisLabel(ms float64) string {
 // Chart is the geometry of a results chart: a time axis that ends on a tick past every
 // run's wall and ideal time, so that the longest bar and every ideal line stay in sight.
 type Chart struct {
-	Results []Result
-	Extent  float64   // ms at the end of the track
-	Ticks   []float64 // ms of each tick, 0 first
+	Results   []Result
+	Extent    float64   // ms at the end of the track
+	Ticks     []float64 // ms of each tick, 0 first
+	ID        string    // the chart's element ID prefix
+	Class     string    // when it shows: the wide chart from 640 px on, the narrow one below
+	ViewWidth float64   // the SVG's width in user units
+	Left      float64   // where the track starts, after the label column
+	Width     float64   // the track's width
+	LegendX   float64   // where the legend under the axis starts
 }
 
 // Chart geometry, in the SVG's user units.
@@ -418,8 +424,23 @@ const (
 	ChartRow   = 44    // one run's row
 )
 
-// ChartOf lays out a results chart.
+// ChartOf lays out a results chart, 600 units wide: its text stays at least 11 px from a
+// width of 600 px down to about 520.
 func ChartOf(rs []Result) Chart {
+	c := chartAxis(rs)
+	c.ID, c.Class, c.ViewWidth, c.Left, c.Width, c.LegendX = "chart", "hidden sm:block", 600, ChartLeft, ChartWidth, ChartLeft
+	return c
+}
+
+// NarrowChartOf lays out the results chart for a phone: 320 units wide, about as many
+// pixels as it gets at 375 px, so that its text is not scaled below 11 px.
+func NarrowChartOf(rs []Result) Chart {
+	c := chartAxis(rs)
+	c.ID, c.Class, c.ViewWidth, c.Left, c.Width, c.LegendX = "chart-narrow", "sm:hidden", 320, 80, 185, 0
+	return c
+}
+
+func chartAxis(rs []Result) Chart {
 	longest := 1.0
 	for _, r := range rs {
 		if r.Sum.WallMS != nil {
@@ -434,7 +455,7 @@ func ChartOf(rs []Result) Chart {
 }
 
 // X is the chart's horizontal position of time ms.
-func (c Chart) X(ms float64) float64 { return ChartLeft + ChartWidth*ms/c.Extent }
+func (c Chart) X(ms float64) float64 { return c.Left + c.Width*ms/c.Extent }
 
 // Height is the chart's height: its rows and the axis under them.
 func (c Chart) Height() int { return len(c.Results)*ChartRow + 40 }
@@ -509,4 +530,22 @@ func CountsLine(r *app.Run, s app.Summary) string {
 	}
 	return plural(r.Tasks, "task", "tasks") + ": " + strings.Join(parts, ", ") + " · " +
 		plural(s.Retries, "retry", "retries") + ", " + plural(s.FailedAttempts, "failed attempt", "failed attempts")
+}
+
+// runningAs is r as it was before its end: running, with no wall time yet.
+func runningAs(r *app.Run) *app.Run {
+	cp := *r
+	cp.Status, cp.WallMS, cp.EndedAt, cp.Reason = app.StatusRunning, nil, app.Time{}, ""
+	cp.Efficiency, cp.SpeedUp = nil, nil
+	return &cp
+}
+
+// ShortWorker is a lane's label on a narrow screen: the end of the worker's name, which
+// tells its slot and, by the end of its pid, its process.
+func ShortWorker(w app.Worker) string {
+	name := []rune(w.String())
+	if len(name) <= 7 {
+		return string(name)
+	}
+	return "…" + string(name[len(name)-6:])
 }

@@ -36,7 +36,7 @@ const barGeometry = `((id) => {
   }
   const px = (() => { const s = document.querySelector('#timeline-' + id + ' svg[data-track]'); return s ? s.viewBox.baseVal.width / s.getBoundingClientRect().width : 0; })();
   return {Bars: bars, Clock: document.getElementById('elapsed-' + id).textContent, MSPerPX: px,
-    Lanes: [...document.querySelectorAll('#lanes-' + id + ' .lane-label')].map(l => l.textContent)};
+    Lanes: [...document.querySelectorAll('#lanes-' + id + ' .lane-long')].map(l => l.textContent)};
 })`
 
 type geometry struct {
