@@ -389,9 +389,12 @@ func Axis(ms float64) []float64 {
 	return ticks
 }
 
-func tickStep(ms float64) float64 {
+func tickStep(ms float64) float64 { return tickStepOf(ms, 6) }
+
+// tickStepOf is the smallest round step that cuts ms into at most n steps.
+func tickStepOf(ms, n float64) float64 {
 	for _, s := range tickSteps {
-		if ms/s <= 6 {
+		if ms/s <= n {
 			return s
 		}
 	}
@@ -427,20 +430,21 @@ const (
 // ChartOf lays out a results chart, 600 units wide: its text stays at least 11 px from a
 // width of 600 px down to about 520.
 func ChartOf(rs []Result) Chart {
-	c := chartAxis(rs)
+	c := chartAxis(rs, 6)
 	c.ID, c.Class, c.ViewWidth, c.Left, c.Width, c.LegendX = "chart", "hidden sm:block", 600, ChartLeft, ChartWidth, ChartLeft
 	return c
 }
 
 // NarrowChartOf lays out the results chart for a phone: 320 units wide, about as many
-// pixels as it gets at 375 px, so that its text is not scaled below 11 px.
+// pixels as it gets at 375 px, so that its text is not scaled below 11 px, with fewer ticks.
 func NarrowChartOf(rs []Result) Chart {
-	c := chartAxis(rs)
+	c := chartAxis(rs, 3)
 	c.ID, c.Class, c.ViewWidth, c.Left, c.Width, c.LegendX = "chart-narrow", "sm:hidden", 320, 80, 185, 0
 	return c
 }
 
-func chartAxis(rs []Result) Chart {
+// chartAxis is a chart's time axis, cut into at most steps round steps.
+func chartAxis(rs []Result, steps float64) Chart {
 	longest := 1.0
 	for _, r := range rs {
 		if r.Sum.WallMS != nil {
@@ -449,9 +453,13 @@ func chartAxis(rs []Result) Chart {
 		longest = max(longest, r.Sum.IdealMS)
 	}
 	longest *= Headroom
-	step := tickStep(longest)
+	step := tickStepOf(longest, steps)
 	extent := math.Ceil(longest/step) * step
-	return Chart{Results: rs, Extent: extent, Ticks: Axis(extent)}
+	var ticks []float64
+	for t := 0.0; t <= extent+1e-9; t += step {
+		ticks = append(ticks, t)
+	}
+	return Chart{Results: rs, Extent: extent, Ticks: ticks}
 }
 
 // X is the chart's horizontal position of time ms.

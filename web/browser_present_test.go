@@ -297,3 +297,162 @@ func TestBrowserCopyLinkSaysCopied(t *testing.T) {
 	b.until(ctx, 5*time.Second, "the button to read Copy link again", `document.querySelector('button[data-copy]').textContent.trim() === 'Copy link'`)
 	b.noConsoleErrors()
 }
+
+// phoneCheck reads what a phone's viewer would miss: elements whose content is cut off with
+// no sign of it (clipped without an ellipsis, or scrolling without the .scroller's shades),
+// scrollers without their shade, text drawn under 11 px (SVG text at the size it is drawn),
+// numbers broken over two lines, and how wide the page is.
+const phoneCheck = `(() => {
+  const out = {Clipped: [], Small: [], Wrapped: [], Width: document.scrollingElement.scrollWidth, Scrollers: 0};
+  const visible = (el) => {
+    if (!el.getClientRects().length || getComputedStyle(el).visibility === 'hidden') return false;
+    const r = el.getBoundingClientRect();
+    return r.width > 1 && r.height > 1; // not .sr-only
+  };
+  const name = (el) => el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') +
+    (typeof el.className === 'string' && el.className.trim() ? '.' + el.className.trim().split(/\s+/).slice(0, 3).join('.') : '');
+  for (const el of document.body.querySelectorAll('*')) {
+    if (el.closest('svg, template, dialog:not([open])') || !visible(el) || el.scrollWidth <= el.clientWidth + 1) continue;
+    const cs = getComputedStyle(el);
+    if ((cs.overflowX === 'hidden' || cs.overflowX === 'clip') && cs.textOverflow !== 'ellipsis') out.Clipped.push(name(el));
+    if (cs.overflowX === 'auto' || cs.overflowX === 'scroll') {
+      if (!el.classList.contains('scroller') || !cs.backgroundImage.includes('gradient')) out.Clipped.push(name(el) + ' scrolls with no hint');
+      else out.Scrollers++;
+    }
+  }
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+    const el = n.parentElement;
+    if (!n.textContent.trim() || !el || el.closest('title, script, style, template, dialog:not([open])') || !visible(el)) continue;
+    let size = parseFloat(getComputedStyle(el).fontSize);
+    if (el instanceof SVGElement) {
+      const m = el.getScreenCTM();
+      size *= m ? Math.hypot(m.a, m.b) : 1;
+    }
+    if (size < 10.99) out.Small.push(name(el) + ' "' + n.textContent.trim().slice(0, 30) + '" at ' + size.toFixed(1) + ' px');
+  }
+  for (const el of document.querySelectorAll('.tabular, time, [data-stat]')) {
+    if (!visible(el)) continue;
+    const r = document.createRange();
+    r.selectNodeContents(el);
+    if (new Set([...r.getClientRects()].map((x) => Math.round(x.top))).size > 1) out.Wrapped.push(name(el) + ' "' + el.textContent.trim() + '"');
+  }
+  return out;
+})()`
+
+type phoneReading struct {
+	Clipped, Small, Wrapped []string
+	Width, Scrollers        int
+}
+
+// TestBrowserPhones375 opens every page at 375 px as a phone in the audience would: nothing
+// is cut off without a sign, no text is under 11 px, no number wraps, no page is wider than
+// the screen (the API docs included), and the monitor says plainly that it needs a wider
+// screen, with the way back.
+func TestBrowserPhones375(t *testing.T) {
+	t.Parallel()
+	h := start(t, withWorker())
+	seq := h.launch(map[string]any{"mode": "sequential", "tasks": 3, "delay_ms": 100})
+	dist := h.launch(map[string]any{"mode": "distributed", "tasks": 10, "delay_ms": 200})
+	conc := h.launch(map[string]any{"mode": "concurrent", "tasks": 8, "delay_ms": 100, "parallelism": 4, "failure_rate": 0.5})
+	for _, id := range []string{seq.ID, dist.ID, conc.ID} {
+		h.follow(id)
+	}
+	// The same work sequentially, so the dashboard's table and chart have two runs to compare.
+	h.follow(h.launch(map[string]any{"mode": "sequential", "tasks": 10, "delay_ms": 20}).ID)
+	h.follow(h.launch(map[string]any{"mode": "distributed", "tasks": 10, "delay_ms": 20}).ID)
+	b := newBrowser(t, h.base)
+	ctx := b.fresh()
+	b.do(ctx, chromedp.EmulateViewport(375, 812, chromedp.EmulateMobile))
+	pages := []string{"/", "/runs", "/runs/" + dist.ID, "/runs/" + conc.ID, "/runs/" + seq.ID + "?present=1",
+		"/compare?runs=" + seq.ID + "," + dist.ID, "/workers", "/?present=1"}
+	scrollers := 0
+	for _, p := range pages {
+		b.open(ctx, p)
+		got := eval[phoneReading](b, ctx, phoneCheck)
+		t.Logf("%s: %d px wide, %d scrollers in use", p, got.Width, got.Scrollers)
+		if got.Width > 375 {
+			t.Errorf("%s is %d px wide at 375 px", p, got.Width)
+		}
+		for _, c := range got.Clipped {
+			t.Errorf("%s: %s is cut off with no sign of it", p, c)
+		}
+		for _, s := range got.Small {
+			t.Errorf("%s: text under 11 px: %s", p, s)
+		}
+		for _, w := range got.Wrapped {
+			t.Errorf("%s: a number wraps: %s", p, w)
+		}
+		scrollers += got.Scrollers
+	}
+	if scrollers == 0 {
+		t.Error("no table needed to scroll at 375 px: the check of its hint went untested")
+	}
+	b.open(ctx, "/")
+	b.screenshot(ctx, "home-375", false)
+	eval[bool](b, ctx, `(document.getElementById('results-title').scrollIntoView(), true)`)
+	b.screenshot(ctx, "home-375-results", false)
+	b.open(ctx, "/runs/"+conc.ID)
+	eval[bool](b, ctx, `(document.getElementById('summary-title').scrollIntoView(), true)`)
+	b.screenshot(ctx, "run-375-summary", false)
+	b.open(ctx, "/runs/"+dist.ID)
+	b.screenshot(ctx, "run-375", false)
+	eval[bool](b, ctx, `(document.getElementById('timeline-title').scrollIntoView(), true)`)
+	b.screenshot(ctx, "run-375-timeline", false)
+	lanes := eval[[]string](b, ctx, `[...document.querySelectorAll('.lane-label')].filter(l => l.closest('#lanes-`+dist.ID+`')).map(l => l.innerText.trim())`)
+	for _, l := range lanes {
+		if len([]rune(l)) > 7 {
+			t.Errorf("a lane's label reads %q at 375 px: want it short", l)
+		}
+	}
+	if w := eval[float64](b, ctx, `document.querySelector('#lanes-`+dist.ID+` .lane-label').getBoundingClientRect().width / document.querySelector('#lanes-`+dist.ID+` .lane').getBoundingClientRect().width`); w > 0.25 {
+		t.Errorf("lane labels take %.0f %% of the timeline's width at 375 px", w*100)
+	}
+
+	t.Run("docs", func(t *testing.T) {
+		b.open(ctx, "/docs")
+		b.until(ctx, 15*time.Second, "Swagger UI", `document.querySelector('.opblock-summary')`)
+		if w := eval[int](b, ctx, `document.scrollingElement.scrollWidth`); w > 375 {
+			t.Errorf("/docs is %d px wide at 375 px", w)
+		}
+		b.screenshot(ctx, "docs-375", false)
+		// An operation opened, with its parameters, answers and schemas, fits too.
+		op := `#operations-runs-get-run`
+		b.do(ctx, chromedp.Click(chromedp.CSS(op+` .opblock-summary-control`)))
+		b.until(ctx, 5*time.Second, "the operation to open", `document.querySelector('`+op+` .opblock-body')`)
+		if w := eval[int](b, ctx, `document.scrollingElement.scrollWidth`); w > 375 {
+			t.Errorf("/docs with an operation open is %d px wide at 375 px", w)
+		}
+		eval[bool](b, ctx, `(document.querySelector('`+op+`').scrollIntoView(), true)`)
+		b.screenshot(ctx, "docs-375-operation", false)
+	})
+
+	t.Run("monitor", func(t *testing.T) {
+		b.open(ctx, "/monitor/")
+		type monitorView struct {
+			Note, App, Back bool
+			Href            string
+		}
+		shown := `(() => { const v = (s) => { const el = document.querySelector(s); return !!el && el.getClientRects().length > 0; };
+			return {Note: v('[data-monitor-narrow]'), App: v('#root'), Back: v('[data-monitor-back]'),
+				Href: document.querySelector('[data-monitor-narrow] a')?.getAttribute('href') || ''}; })()`
+		if got := eval[monitorView](b, ctx, shown); !got.Note || got.App || got.Href != "/" {
+			t.Errorf("/monitor/ at 375 px shows %+v: want the note with a link back, not asynqmon", got)
+		}
+		if w := eval[int](b, ctx, `document.scrollingElement.scrollWidth`); w > 375 {
+			t.Errorf("/monitor/ is %d px wide at 375 px", w)
+		}
+		b.screenshot(ctx, "monitor-375", false)
+		wide := b.fresh()
+		b.open(wide, "/monitor/")
+		b.until(wide, 15*time.Second, "asynqmon's queues", `[...document.querySelectorAll('table td, table th, table a')].some(e => e.textContent.trim() === 'taskrace')`)
+		if got := eval[monitorView](b, wide, shown); got.Note || !got.App || !got.Back {
+			t.Errorf("/monitor/ on a wide screen shows %+v: want asynqmon with the link back", got)
+		}
+		if href := eval[string](b, wide, `document.querySelector('[data-monitor-back]').getAttribute('href')`); href != "/" {
+			t.Errorf("the monitor's link back leads to %q", href)
+		}
+		b.screenshot(wide, "monitor-back", false)
+	})
+	b.noConsoleErrors()
+}

@@ -201,9 +201,10 @@ background:#3730a3;color:#fff;font:600 14px/1.4 system-ui,sans-serif;text-decora
 </style>
 <a class="taskrace-back" href="/" data-monitor-back>← Back to taskrace</a>
 <main class="taskrace-narrow" data-monitor-narrow>
+<p><a href="/">← Back to taskrace</a></p>
 <h1>The queue monitor needs a wider screen</h1>
-<p>asynqmon, the monitor embedded here, lays out its menu and charts for a screen at least 720 px wide. Open it on a computer or a tablet held sideways.</p>
-<p>On this screen, taskrace's own pages follow the runs and workers live: <a href="/">dashboard</a> · <a href="/runs">runs</a> · <a href="/workers">workers</a>.</p>
+<p>asynqmon, the queue monitor embedded here, lays out its menu and charts for a screen at least 720 px wide: open it on a computer or a tablet.</p>
+<p>On this screen, taskrace's own pages follow the runs and the workers live: <a href="/runs">runs</a> · <a href="/workers">workers</a>.</p>
 </main>
 `
 
