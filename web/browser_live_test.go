@@ -265,7 +265,7 @@ func TestBrowserRetriesShowAndReplay(t *testing.T) {
 			ms := (offsets[i-1] + offsets[i]) / 2
 			got := eval[shown](b, fctx, fmt.Sprintf(`(async () => {
 				const m = await import(document.querySelector('script[src*="/js/replay."]').src);
-				m.showAt(document.getElementById('group-%s'), %f);
+				await m.showAt(document.getElementById('group-%s'), %f);
 				const rows = {}, bars = {};
 				document.querySelectorAll('tr[data-task]').forEach(r => rows[r.dataset.task] = r.dataset.state);
 				document.querySelectorAll('rect[data-start-ms]').forEach(r => bars[r.dataset.index + '/' + r.dataset.attempt] =

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -454,5 +455,59 @@ func TestBrowserPhones375(t *testing.T) {
 		}
 		b.screenshot(wide, "monitor-back", false)
 	})
+	b.noConsoleErrors()
+}
+
+// TestBrowserDemoScreenshots retakes the README's pictures from the real demo: 10 tasks of
+// 3 s from the dashboard's form, raced sequentially against 5 distributed slots, with a
+// concurrent run of the same plan beside them. Its half minute is the sequential run's, so
+// it runs when the pictures are retaken (UPDATE_SCREENSHOTS=1, make screenshots); the
+// other browser tests check the same pages with shorter runs.
+func TestBrowserDemoScreenshots(t *testing.T) {
+	if os.Getenv("UPDATE_SCREENSHOTS") != "1" {
+		t.Skip("retakes the README's screenshots from a 10 × 3 s demo: run it with UPDATE_SCREENSHOTS=1 (make screenshots)")
+	}
+	t.Parallel()
+	h := start(t, withWorker())
+	b := newBrowser(t, h.base)
+	ctx := b.ctx
+	watcher := b.fresh()
+	b.open(watcher, "/") // a fresh context starts slowly: before the runs do
+	b.open(ctx, "/")
+	if got := eval[[]string](b, ctx, `[document.getElementById('tasks').value, document.getElementById('delay').value]`); !slices.Equal(got, []string{"10", "3"}) {
+		t.Fatalf("the dashboard's form holds %v, want the demo's 10 tasks × 3 s", got)
+	}
+	conc := h.launch(map[string]any{"mode": "concurrent", "tasks": 10, "delay_ms": 3000, "parallelism": 5})
+	b.do(ctx, chromedp.Click(chromedp.CSS(`button[data-launch="race"]`)))
+	b.until(ctx, 10*time.Second, "the race", `location.pathname === '/compare' && document.querySelectorAll('[data-stream-url]').length === 2`)
+	ids := strings.Split(eval[string](b, ctx, `new URLSearchParams(location.search).get('runs')`), ",")
+	seq, dist := ids[0], ids[1]
+
+	b.open(watcher, "/runs/"+dist)
+	b.until(watcher, 10*time.Second, "the second round of tasks", `document.querySelector('tr[data-state=running]') && +document.querySelector('[data-progress]').dataset.done >= 5`)
+	b.screenshot(watcher, "run-live", true)
+	b.screenshot(ctx, "compare", true)
+
+	b.until(watcher, 15*time.Second, "the distributed run to end", `document.querySelector('#status-`+dist+`[data-status=finished]')`)
+	checkSummary(t, b, watcher, h.apiRun(dist))
+	b.screenshot(watcher, "run-finished", true)
+	b.do(watcher, chromedp.EmulateViewport(1280, 720))
+	b.open(watcher, "/runs/"+dist+"?present=1")
+	if over := fitsScreen(b, watcher, "#summary-"+dist); over > 0 {
+		t.Errorf("presented at 1280×720, the summary ends %.0f px below the screen", over)
+	}
+	b.screenshot(watcher, "present", true)
+
+	h.follow(conc.ID)
+	b.until(ctx, 45*time.Second, "the sequential run to end", `document.querySelector('#status-`+seq+`[data-status=finished]')`)
+	home := b.fresh()
+	b.open(home, "/")
+	rows := eval[map[string]string](b, home, `Object.fromEntries([...document.querySelectorAll('#results tr[data-run]')].map(r => [r.dataset.run, r.querySelector('[data-col=time]').textContent]))`)
+	for _, id := range []string{seq, conc.ID, dist} {
+		if want := templates.Wall(h.apiRun(id).Run); rows[id] != want {
+			t.Errorf("the dashboard's results show run %s at %q, the API %q", id, rows[id], want)
+		}
+	}
+	b.screenshot(home, "home", true)
 	b.noConsoleErrors()
 }
