@@ -557,3 +557,18 @@ func ShortWorker(w app.Worker) string {
 	}
 	return "…" + string(name[len(name)-6:])
 }
+
+// ProgressMoments are the moments of run r at which what Progress shows changed: the first,
+// then each that ended a task, failed one or retried one (a task's start changes none).
+func ProgressMoments(r *app.Run, ms []app.Moment) []app.Moment {
+	var out []app.Moment
+	shown := func(s app.Summary) string {
+		return ProgressLine(r, s) + "|" + I(s.Done+s.Failed) + "|" + I(s.Failed) + "|" + I(s.Retries)
+	}
+	for i, m := range ms {
+		if i == 0 || shown(m.Summary) != shown(out[len(out)-1].Summary) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
