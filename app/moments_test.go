@@ -62,3 +62,21 @@ func TestMomentsAreTheProjectionAtEachInstant(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkMoments computes the moments of a finished 10,000-task run on 10 slots, as a
+// replay's start asks for them (figures in docs/benchmarks.md).
+func BenchmarkMoments(b *testing.B) {
+	const tasks, slots = 10_000, 10
+	s := newScript(Distributed, tasks, 50, slots)
+	for i := range tasks {
+		w := slot("a", 1+i%2, i%slots)
+		start := float64(i/slots) * 50
+		s.start(i, 1, w, start+1)
+		s.finish(i, 1, w, start+50, 49)
+	}
+	s.end(RunFinished, float64(tasks/slots)*50, "")
+	b.ReportAllocs()
+	for b.Loop() {
+		Moments(s.r, s.evs)
+	}
+}
