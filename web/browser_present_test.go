@@ -103,7 +103,7 @@ func TestBrowserPresentationByKeyboard(t *testing.T) {
 	var first string
 	t.Run("d launches, presented, with its controls", func(t *testing.T) {
 		b.blur(ctx)
-		b.key(ctx, "d")
+		b.key(ctx, "dd") // pressed twice in a hurry: one launch
 		b.until(ctx, 10*time.Second, "the run page", `location.pathname.startsWith('/runs/') && document.querySelector('[data-run-id]')`)
 		if got := eval[string](b, ctx, `location.search`); got != "?present=1" {
 			t.Errorf("the launch landed on %q, want ?present=1 kept", got)
@@ -121,6 +121,9 @@ func TestBrowserPresentationByKeyboard(t *testing.T) {
 		}
 		b.until(ctx, 20*time.Second, "the run to end", `document.querySelector('#status-`+first+`[data-status=finished]')`)
 		b.until(ctx, 5*time.Second, "Replay to come with the end", `(`+presentBar+`).Replay`)
+		if runs, _, err := h.core.Runs.List(t.Context(), app.ListQuery{Limit: 10}); err != nil || len(runs) != 1 {
+			t.Errorf("d pressed twice launched %d runs (%v), want 1", len(runs), err)
+		}
 	})
 
 	t.Run("header, timeline and summary fit the screen", func(t *testing.T) {

@@ -26,9 +26,19 @@ function pressable(selector, doc) {
   return null;
 }
 
+// A key that submitted a form (a launch) has sent the page away: a second press before the
+// next page arrives would launch a second run.
+let leaving = false;
+if (typeof window !== 'undefined') {
+  // Back to this page from the browser's cache: it is not leaving any more.
+  window.addEventListener('pageshow', () => {
+    leaving = false;
+  });
+}
+
 /** Handles one keydown: returns what it did ("" for nothing), for tests and for the log. */
 export function onKey(event, doc = document) {
-  if (event.defaultPrevented || event.ctrlKey || event.metaKey || event.altKey || event.isComposing) {
+  if (leaving || event.defaultPrevented || event.ctrlKey || event.metaKey || event.altKey || event.isComposing) {
     return '';
   }
   const list = doc.querySelector('dialog[data-shortcuts]');
@@ -61,6 +71,7 @@ export function onKey(event, doc = document) {
     return '';
   }
   event.preventDefault();
+  leaving = !!target.form;
   target.click();
   return event.key;
 }
