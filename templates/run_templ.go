@@ -127,7 +127,7 @@ func RunPage(p Page, v *RunView) templ.Component {
 				return templ_7745c5c3_Err
 			}
 			if v.Present {
-				templ_7745c5c3_Err = PresentBar(RunAgain(v.Run(), "/runs?present=1", "Run again"), "group-"+v.Run().ID, v.Live(), "/runs/"+v.Run().ID).Render(ctx, templ_7745c5c3_Buffer)
+				templ_7745c5c3_Err = PresentBar(RunAgain(v.Run(), PresentURL("/runs"), "Run again"), "group-"+v.Run().ID, v.Live(), v.PageURL()).Render(ctx, templ_7745c5c3_Buffer)
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
@@ -1420,7 +1420,7 @@ func Compare(v CompareView) templ.Component {
 				return templ_7745c5c3_Err
 			}
 			if v.Page.Present && len(v.Runs) > 0 {
-				templ_7745c5c3_Err = PresentBar(v.RaceAgain(), "group-compare", v.AnyLive(), "/compare?runs="+v.IDs).Render(ctx, templ_7745c5c3_Buffer)
+				templ_7745c5c3_Err = PresentBar(v.RaceAgain(), "group-compare", v.AnyLive(), v.URL()).Render(ctx, templ_7745c5c3_Buffer)
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}

@@ -223,3 +223,20 @@ func (v *CompareView) RaceAgain() templ.Component {
 	}
 	return nil
 }
+
+// URL is the compare page of the runs shown, out of presentation mode.
+func (v *CompareView) URL() string {
+	ids := make([]string, len(v.Runs))
+	for i, r := range v.Runs {
+		ids[i] = r.Run().ID
+	}
+	return "/compare?runs=" + strings.Join(ids, ",")
+}
+
+// PageURL is the run's page at the page of its task list shown, out of presentation mode.
+func (v *RunView) PageURL() string {
+	if v.PageNo <= 1 {
+		return "/runs/" + v.P.Run.ID
+	}
+	return TaskPageURL(v.P.Run.ID, v.PageNo, false)
+}

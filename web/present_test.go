@@ -80,6 +80,16 @@ func TestPresentBar(t *testing.T) {
 	if plain := string(h.get("/runs/" + r.ID).body); strings.Contains(plain, "data-present-bar") {
 		t.Error("a run page out of presentation mode has the presentation bar")
 	}
+	// Exit leads to the same view out of presentation mode, however the IDs were spelled.
+	o := h.launch(map[string]any{"mode": "concurrent", "tasks": 2, "delay_ms": 10, "parallelism": 2})
+	h.follow(o.ID)
+	cmp := string(h.get("/compare?runs=" + url.QueryEscape(" "+r.ID+" , "+o.ID) + "&present=1").body)
+	if want := `href="/compare?runs=` + r.ID + `,` + o.ID + `" data-exit-present`; !strings.Contains(cmp, want) {
+		t.Errorf("the presented compare page's Exit: want %s", want)
+	}
+	if strings.Contains(cmp, "Race again") {
+		t.Error("a compare of a sequential and a concurrent run offers Race again")
+	}
 }
 
 // GET /runs/{id}/replay gives an ended run's moments: status, progress and summary as its
