@@ -9,11 +9,13 @@ import (
 type Moment struct {
 	AtMS    float64
 	Summary Summary
+	Procs   []ProcessTally // how many tasks each worker process had taken by then
 }
 
 // Moments are the summaries a run's projection goes through before its end, in time order:
-// one from the run's creation, then one at each event that changed its counts. The summary
-// of ProjectAt(t) for t before the end has the counts of the latest moment at or before t.
+// one from the run's creation, then one at each event that changed its counts or its tally
+// of tasks by worker process. ProjectAt(t) for t before the end has the counts and the
+// tally of the latest moment at or before t.
 // A replay shows them; the end itself is the run's projection, which its page shows.
 func Moments(r *Run, events []*Event) []Moment {
 	// ProjectAt takes in the events that happened by an instant, whatever their order in
@@ -28,23 +30,27 @@ func Moments(r *Run, events []*Event) []Moment {
 			break
 		}
 	}
-	out := []Moment{{0, live.Summary()}}
+	out := []Moment{{0, live.Summary(), live.Processes()}}
 	for _, e := range evs {
 		if e.Terminal() {
 			break
 		}
-		live.take(e) // in time order, not stream order
+		c := live.take(e) // in time order, not stream order
 		s := live.Summary()
 		ms := max(0, float64(e.At.Sub(created.Time).Microseconds())/1000)
 		last := &out[len(out)-1]
-		if sameCounts(last.Summary, s) {
+		if sameCounts(last.Summary, s) && !c.Procs {
 			continue
+		}
+		m := Moment{ms, s, last.Procs}
+		if c.Procs {
+			m.Procs = live.Processes()
 		}
 		if ms <= last.AtMS {
-			last.Summary = s // the same instant: the latest counts stand
+			*last = Moment{last.AtMS, m.Summary, m.Procs} // the same instant: the latest counts stand
 			continue
 		}
-		out = append(out, Moment{ms, s})
+		out = append(out, m)
 	}
 	return out
 }

@@ -1,7 +1,9 @@
 package app
 
 import (
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -38,9 +40,13 @@ func TestMomentsAreTheProjectionAtEachInstant(t *testing.T) {
 						m = x
 					}
 				}
-				q := ProjectAt(s.r, s.evs, t0.Add(time.Duration(at*float64(time.Millisecond))), nil).Summary
+				qp := ProjectAt(s.r, s.evs, t0.Add(time.Duration(at*float64(time.Millisecond))), nil)
+				q := qp.Summary
 				if !sameCounts(m.Summary, q) || m.Summary.Status != StatusRunning || q.Status != StatusRunning {
 					t.Errorf("at %.1f ms the moment says %+v, the projection %+v", at, m.Summary, q)
+				}
+				if got, want := tallies(m.Procs), tallies(qp.Processes()); got != want {
+					t.Errorf("at %.1f ms the moment's tally is %s, the projection's %s", at, got, want)
 				}
 			}
 			// Every change of counts before the end is a moment.
@@ -79,4 +85,16 @@ func BenchmarkMoments(b *testing.B) {
 	for b.Loop() {
 		Moments(s.r, s.evs)
 	}
+}
+
+// tallies is a tally of tasks by worker process in words, without the lost flag (which
+// heartbeats decide, not events).
+func tallies(ps []ProcessTally) string {
+	var b strings.Builder
+	for _, p := range ps {
+		if p.Tasks > 0 {
+			fmt.Fprintf(&b, "%s:%d ", p.Process, p.Tasks)
+		}
+	}
+	return b.String()
 }

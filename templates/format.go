@@ -558,16 +558,38 @@ func ShortWorker(w app.Worker) string {
 	return "…" + string(name[len(name)-6:])
 }
 
-// ProgressMoments are the moments of run r at which what Progress shows changed: the first,
-// then each that ended a task, failed one or retried one (a task's start changes none).
-func ProgressMoments(r *app.Run, ms []app.Moment) []app.Moment {
-	var out []app.Moment
-	shown := func(s app.Summary) string {
-		return ProgressLine(r, s) + "|" + I(s.Done+s.Failed) + "|" + I(s.Failed) + "|" + I(s.Retries)
-	}
+// Frame is what a replay changes at one of a run's moments: the progress shown, the tally
+// of tasks by worker process (a distributed run's page shows it), or both.
+type Frame struct {
+	AtMS    float64
+	Summary *app.Summary       // nil: the progress shown does not change
+	Procs   []app.ProcessTally // with NewProcs: the tally from then on
+	// NewProcs says the tally changed.
+	NewProcs bool
+}
+
+// FramesOf are the frames of run r's moments: the first whole, then one at each moment
+// that changed what the page shows (a task's start changes only the tally, and only a
+// distributed run's page shows it).
+func FramesOf(r *app.Run, ms []app.Moment) []Frame {
+	var out []Frame
+	shown, tally := "", ""
 	for i, m := range ms {
-		if i == 0 || shown(m.Summary) != shown(out[len(out)-1].Summary) {
-			out = append(out, m)
+		f := Frame{AtMS: m.AtMS}
+		if s := ProgressLine(r, m.Summary) + "|" + I(m.Summary.Done+m.Summary.Failed) + "|" + I(m.Summary.Failed) + "|" + I(m.Summary.Retries); i == 0 || s != shown {
+			f.Summary, shown = &m.Summary, s
+		}
+		if r.Mode == app.Distributed {
+			var b strings.Builder
+			for _, p := range m.Procs {
+				b.WriteString(p.Process + ":" + I(p.Tasks) + " ")
+			}
+			if t := b.String(); i == 0 || t != tally {
+				f.Procs, f.NewProcs, tally = m.Procs, true, t
+			}
+		}
+		if f.Summary != nil || f.NewProcs {
+			out = append(out, f)
 		}
 	}
 	return out

@@ -97,7 +97,7 @@ func TestPresentBar(t *testing.T) {
 // run is not found.
 func TestReplayFrames(t *testing.T) {
 	t.Parallel()
-	h := start(t)
+	h := start(t, withWorker())
 	r := h.launch(map[string]any{"mode": "concurrent", "tasks": 4, "delay_ms": 20, "parallelism": 2})
 	h.follow(r.ID)
 	res := h.get("/runs/" + r.ID + "/replay")
@@ -135,6 +135,43 @@ func TestReplayFrames(t *testing.T) {
 			t.Errorf("the progress %q is sent twice", m.line)
 		}
 		seen[m.line] = true
+	}
+
+	// A distributed run's frames carry its workers tally as of each instant too.
+	d := h.launch(map[string]any{"mode": "distributed", "tasks": 6, "delay_ms": 20})
+	h.follow(d.ID)
+	drec, _ := h.core.Runs.Get(t.Context(), d.ID)
+	devs, err := h.core.Log.ReadAll(t.Context(), d.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dbody := string(h.get("/runs/" + d.ID + "/replay").body)
+	frameAt := regexp.MustCompile(`^([0-9.]+)">`)
+	procs := regexp.MustCompile(`<div id="procs-` + d.ID + `" data-procs>(.*?)</div>`)
+	tallies := 0
+	for _, chunk := range strings.Split(dbody, `<template data-at-ms="`)[1:] {
+		at, tally := frameAt.FindStringSubmatch(chunk), procs.FindStringSubmatch(chunk)
+		if at == nil || tally == nil {
+			continue
+		}
+		tallies++
+		f, _ := strconv.ParseFloat(at[1], 64)
+		p := app.ProjectAt(drec, devs, drec.CreatedAt.Add(time.Duration(f*float64(time.Millisecond))), nil)
+		taken := 0
+		for _, pr := range p.Processes() {
+			taken += pr.Tasks
+		}
+		got := 0
+		for _, n := range regexp.MustCompile(`data-proc-tasks>(\d+)<`).FindAllStringSubmatch(tally[1], -1) {
+			k, _ := strconv.Atoi(n[1])
+			got += k
+		}
+		if got != taken {
+			t.Errorf("at %s ms the replay's tally counts %d tasks taken, the projection %d", at[1], got, taken)
+		}
+	}
+	if tallies < 2 {
+		t.Errorf("a distributed run's replay has %d tallies: %.600s", tallies, dbody)
 	}
 
 	live := h.launch(map[string]any{"mode": "sequential", "tasks": 1, "delay_ms": 30_000})
