@@ -204,6 +204,7 @@ func TestBrowserPresentationByKeyboard(t *testing.T) {
 		}
 		b.until(ctx, 20*time.Second, "both runs to end", `document.querySelectorAll('[data-status=finished]').length === 2`)
 		b.until(ctx, 5*time.Second, "Replay to come with the ends", `(`+presentBar+`).Replay`)
+		b.screenshot(ctx, "present-compare", false)
 		b.blur(ctx)
 		b.key(ctx, "a")
 		b.until(ctx, 10*time.Second, "a second race", fmt.Sprintf(`location.pathname === '/compare' && new URLSearchParams(location.search).get('runs') !== %q && document.querySelectorAll('[data-run-id]').length === 2`, ids))
