@@ -45,6 +45,6 @@ bench:
 run:
 	go run . serve
 
-# Retakes the README's screenshots (docs/screenshots/) with the browser tests.
+# Retakes the README's screenshots (docs/screenshots/) from a real 10 × 3 s demo in the browser.
 screenshots:
-	UPDATE_SCREENSHOTS=1 go test -count=1 -run 'TestBrowser' ./web/
+	UPDATE_SCREENSHOTS=1 go test -count=1 -run 'TestBrowserDemoScreenshots' ./web/

@@ -58,6 +58,13 @@ func (l *Live) Add(e *Event) Change {
 	if e.ID != "" {
 		l.last = e.ID
 	}
+	return l.take(e)
+}
+
+// take folds in e, whatever its place in the stream: Add in stream order, Moments in time
+// order.
+func (l *Live) take(e *Event) Change {
+	p := l.p
 	if e.Terminal() {
 		return l.end(e)
 	}

@@ -389,9 +389,12 @@ func Axis(ms float64) []float64 {
 	return ticks
 }
 
-func tickStep(ms float64) float64 {
+func tickStep(ms float64) float64 { return tickStepOf(ms, 6) }
+
+// tickStepOf is the smallest round step that cuts ms into at most n steps.
+func tickStepOf(ms, n float64) float64 {
 	for _, s := range tickSteps {
-		if ms/s <= 6 {
+		if ms/s <= n {
 			return s
 		}
 	}
@@ -406,9 +409,15 @@ func AxisLabel(ms float64) string {
 // Chart is the geometry of a results chart: a time axis that ends on a tick past every
 // run's wall and ideal time, so that the longest bar and every ideal line stay in sight.
 type Chart struct {
-	Results []Result
-	Extent  float64   // ms at the end of the track
-	Ticks   []float64 // ms of each tick, 0 first
+	Results   []Result
+	Extent    float64   // ms at the end of the track
+	Ticks     []float64 // ms of each tick, 0 first
+	ID        string    // the chart's element ID prefix
+	Class     string    // when it shows: the wide chart from 640 px on, the narrow one below
+	ViewWidth float64   // the SVG's width in user units
+	Left      float64   // where the track starts, after the label column
+	Width     float64   // the track's width
+	LegendX   float64   // where the legend under the axis starts
 }
 
 // Chart geometry, in the SVG's user units.
@@ -418,8 +427,24 @@ const (
 	ChartRow   = 44    // one run's row
 )
 
-// ChartOf lays out a results chart.
+// ChartOf lays out a results chart, 600 units wide: its text stays at least 11 px from a
+// width of 600 px down to about 520.
 func ChartOf(rs []Result) Chart {
+	c := chartAxis(rs, 6)
+	c.ID, c.Class, c.ViewWidth, c.Left, c.Width, c.LegendX = "chart", "hidden sm:block", 600, ChartLeft, ChartWidth, ChartLeft
+	return c
+}
+
+// NarrowChartOf lays out the results chart for a phone: 320 units wide, about as many
+// pixels as it gets at 375 px, so that its text is not scaled below 11 px, with fewer ticks.
+func NarrowChartOf(rs []Result) Chart {
+	c := chartAxis(rs, 3)
+	c.ID, c.Class, c.ViewWidth, c.Left, c.Width, c.LegendX = "chart-narrow", "sm:hidden", 320, 80, 185, 0
+	return c
+}
+
+// chartAxis is a chart's time axis, cut into at most steps round steps.
+func chartAxis(rs []Result, steps float64) Chart {
 	longest := 1.0
 	for _, r := range rs {
 		if r.Sum.WallMS != nil {
@@ -428,13 +453,17 @@ func ChartOf(rs []Result) Chart {
 		longest = max(longest, r.Sum.IdealMS)
 	}
 	longest *= Headroom
-	step := tickStep(longest)
+	step := tickStepOf(longest, steps)
 	extent := math.Ceil(longest/step) * step
-	return Chart{Results: rs, Extent: extent, Ticks: Axis(extent)}
+	var ticks []float64
+	for t := 0.0; t <= extent+1e-9; t += step {
+		ticks = append(ticks, t)
+	}
+	return Chart{Results: rs, Extent: extent, Ticks: ticks}
 }
 
 // X is the chart's horizontal position of time ms.
-func (c Chart) X(ms float64) float64 { return ChartLeft + ChartWidth*ms/c.Extent }
+func (c Chart) X(ms float64) float64 { return c.Left + c.Width*ms/c.Extent }
 
 // Height is the chart's height: its rows and the axis under them.
 func (c Chart) Height() int { return len(c.Results)*ChartRow + 40 }
@@ -509,4 +538,59 @@ func CountsLine(r *app.Run, s app.Summary) string {
 	}
 	return plural(r.Tasks, "task", "tasks") + ": " + strings.Join(parts, ", ") + " · " +
 		plural(s.Retries, "retry", "retries") + ", " + plural(s.FailedAttempts, "failed attempt", "failed attempts")
+}
+
+// runningAs is r as it was before its end: running, with no wall time yet.
+func runningAs(r *app.Run) *app.Run {
+	cp := *r
+	cp.Status, cp.WallMS, cp.EndedAt, cp.Reason = app.StatusRunning, nil, app.Time{}, ""
+	cp.Efficiency, cp.SpeedUp = nil, nil
+	return &cp
+}
+
+// ShortWorker is a lane's label on a narrow screen: the end of the worker's name, which
+// tells its slot and, by the end of its pid, its process.
+func ShortWorker(w app.Worker) string {
+	name := []rune(w.String())
+	if len(name) <= 7 {
+		return string(name)
+	}
+	return "…" + string(name[len(name)-6:])
+}
+
+// Frame is what a replay changes at one of a run's moments: the progress shown, the tally
+// of tasks by worker process (a distributed run's page shows it), or both.
+type Frame struct {
+	AtMS    float64
+	Summary *app.Summary       // nil: the progress shown does not change
+	Procs   []app.ProcessTally // with NewProcs: the tally from then on
+	// NewProcs says the tally changed.
+	NewProcs bool
+}
+
+// FramesOf are the frames of run r's moments: the first whole, then one at each moment
+// that changed what the page shows (a task's start changes only the tally, and only a
+// distributed run's page shows it).
+func FramesOf(r *app.Run, ms []app.Moment) []Frame {
+	var out []Frame
+	shown, tally := "", ""
+	for i, m := range ms {
+		f := Frame{AtMS: m.AtMS}
+		if s := ProgressLine(r, m.Summary) + "|" + I(m.Summary.Done+m.Summary.Failed) + "|" + I(m.Summary.Failed) + "|" + I(m.Summary.Retries); i == 0 || s != shown {
+			f.Summary, shown = &m.Summary, s
+		}
+		if r.Mode == app.Distributed {
+			var b strings.Builder
+			for _, p := range m.Procs {
+				b.WriteString(p.Process + ":" + I(p.Tasks) + " ")
+			}
+			if t := b.String(); i == 0 || t != tally {
+				f.Procs, f.NewProcs, tally = m.Procs, true, t
+			}
+		}
+		if f.Summary != nil || f.NewProcs {
+			out = append(out, f)
+		}
+	}
+	return out
 }

@@ -5,7 +5,10 @@
 package templates
 
 import (
+	"strings"
 	"time"
+
+	"github.com/a-h/templ"
 
 	"github.com/taskrace/taskrace/app"
 )
@@ -160,4 +163,80 @@ type ErrorView struct {
 	Page    Page
 	Status  int
 	Message string
+}
+
+// Race is the sequential run of a race (a sequential and a distributed run of the same
+// work, as the Race button launches them), for a Race again button; nil for other pairs.
+func (v *CompareView) Race() *app.Run {
+	if len(v.Runs) != 2 {
+		return nil
+	}
+	a, b := v.Runs[0].Run(), v.Runs[1].Run()
+	if a.Mode != app.Sequential || b.Mode != app.Distributed || a.Tasks != b.Tasks || a.DelayMS != b.DelayMS ||
+		a.Target != b.Target || a.FailureRate != b.FailureRate {
+		return nil
+	}
+	return a
+}
+
+// Shortcut is a key that presses a button of the page.
+type Shortcut struct {
+	Key    string // the KeyboardEvent.key that triggers it
+	Does   string // what it does, as the list of shortcuts says it
+	Target string // a CSS selector: the first visible, enabled element it matches is clicked
+}
+
+// Shortcuts are the keys of the dashboard and run pages, for a speaker at a projector. The
+// page (static/js/keys.js) reads them from the list the layout renders, so this is their
+// one home; a key does nothing on a page without its button.
+var Shortcuts = []Shortcut{
+	{"s", "Launch a sequential run", `[data-launch="sequential"]`},
+	{"c", "Launch a concurrent run", `[data-launch="concurrent"]`},
+	{"d", "Launch a distributed run", `[data-launch="distributed"]`},
+	{"r", "Race: sequential against distributed", `[data-launch="race"]`},
+	{"a", "Run again (race again on a race)", `[data-run-again]`},
+	{"p", "Replay the run at 4×", `[data-replay="4"]`},
+}
+
+// PresentURL is path in presentation mode.
+func PresentURL(path string) string {
+	if strings.Contains(path, "?") {
+		return path + "&present=1"
+	}
+	return path + "?present=1"
+}
+
+// Keep is path with the page's presentation mode kept: where its forms post and its links
+// lead stays in presentation mode.
+func (p Page) Keep(path string) string {
+	if p.Present {
+		return PresentURL(path)
+	}
+	return path
+}
+
+// RaceAgain is the form that races the compared runs' work again, nil when they are not a
+// race.
+func (v *CompareView) RaceAgain() templ.Component {
+	if r := v.Race(); r != nil {
+		return RunAgain(r, v.Page.Keep("/race"), "Race again")
+	}
+	return nil
+}
+
+// URL is the compare page of the runs shown, out of presentation mode.
+func (v *CompareView) URL() string {
+	ids := make([]string, len(v.Runs))
+	for i, r := range v.Runs {
+		ids[i] = r.Run().ID
+	}
+	return "/compare?runs=" + strings.Join(ids, ",")
+}
+
+// PageURL is the run's page at the page of its task list shown, out of presentation mode.
+func (v *RunView) PageURL() string {
+	if v.PageNo <= 1 {
+		return "/runs/" + v.P.Run.ID
+	}
+	return TaskPageURL(v.P.Run.ID, v.PageNo, false)
 }

@@ -90,7 +90,7 @@ func Workers(v WorkersView) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 5, "</time></p></div><div class=\"overflow-x-auto\"><table class=\"w-full text-left text-sm\"><caption class=\"sr-only\">Live workers, their capacity and the tasks they are executing</caption> <thead class=\"muted\"><tr><th scope=\"col\" class=\"py-2 pr-3 font-medium\">Worker</th><th scope=\"col\" class=\"py-2 pr-3 text-right font-medium\">Slots</th><th scope=\"col\" class=\"hidden py-2 pr-3 font-medium sm:table-cell\">Queues</th><th scope=\"col\" class=\"py-2 pr-3 font-medium\">Active tasks</th><th scope=\"col\" class=\"hidden py-2 pr-3 font-medium md:table-cell\">Started</th><th scope=\"col\" class=\"py-2 font-medium\">Status</th></tr></thead> <tbody data-workers-rows>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 5, "</time></p></div><div class=\"scroller\"><table class=\"w-full text-left text-sm\"><caption class=\"sr-only\">Live workers, their capacity and the tasks they are executing</caption> <thead class=\"muted\"><tr><th scope=\"col\" class=\"py-2 pr-3 font-medium\">Worker</th><th scope=\"col\" class=\"py-2 pr-3 text-right font-medium\">Slots</th><th scope=\"col\" class=\"hidden py-2 pr-3 font-medium sm:table-cell\">Queues</th><th scope=\"col\" class=\"py-2 pr-3 font-medium\">Active tasks</th><th scope=\"col\" class=\"hidden py-2 pr-3 font-medium md:table-cell\">Started</th><th scope=\"col\" class=\"py-2 font-medium\">Status</th></tr></thead> <tbody data-workers-rows>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}

@@ -36,7 +36,7 @@ const barGeometry = `((id) => {
   }
   const px = (() => { const s = document.querySelector('#timeline-' + id + ' svg[data-track]'); return s ? s.viewBox.baseVal.width / s.getBoundingClientRect().width : 0; })();
   return {Bars: bars, Clock: document.getElementById('elapsed-' + id).textContent, MSPerPX: px,
-    Lanes: [...document.querySelectorAll('#lanes-' + id + ' .lane-label')].map(l => l.textContent)};
+    Lanes: [...document.querySelectorAll('#lanes-' + id + ' .lane-long')].map(l => l.textContent)};
 })`
 
 type geometry struct {
@@ -265,7 +265,7 @@ func TestBrowserRetriesShowAndReplay(t *testing.T) {
 			ms := (offsets[i-1] + offsets[i]) / 2
 			got := eval[shown](b, fctx, fmt.Sprintf(`(async () => {
 				const m = await import(document.querySelector('script[src*="/js/replay."]').src);
-				m.showAt(document.getElementById('group-%s'), %f);
+				await m.showAt(document.getElementById('group-%s'), %f);
 				const rows = {}, bars = {};
 				document.querySelectorAll('tr[data-task]').forEach(r => rows[r.dataset.task] = r.dataset.state);
 				document.querySelectorAll('rect[data-start-ms]').forEach(r => bars[r.dataset.index + '/' + r.dataset.attempt] =

@@ -346,7 +346,7 @@ func TestBrowserLaunchEachModeLive(t *testing.T) {
 		id := runIDFromURL(t, loc)
 		if c.mode == "distributed" {
 			b.until(ctx, 10*time.Second, "the second round of tasks", `document.querySelector('tr[data-state=running]') && +document.querySelector('[data-progress]').dataset.done >= 5`)
-			b.screenshot(ctx, "run-live", true)
+			b.screenshot(ctx, "run-live-short", false)
 		}
 		b.until(ctx, 20*time.Second, c.mode+" run to end", `document.querySelector('[data-status=finished]') && !document.querySelector('[data-stat=wall]')?.textContent.includes('—')`)
 		// Every row ended done, and some went through all of queued → running → done live.
@@ -375,7 +375,7 @@ func TestBrowserLaunchEachModeLive(t *testing.T) {
 		}
 		finished = id
 	}
-	b.screenshot(ctx, "run-finished", true)
+	b.screenshot(ctx, "run-finished-short", false)
 
 	t.Run("run again", func(t *testing.T) {
 		b.do(ctx, chromedp.Click(chromedp.CSS(`button[data-run-again]`)))
@@ -482,7 +482,7 @@ func TestBrowserRaceOnCompare(t *testing.T) {
 	}
 	seq, dist := ids[0], ids[1]
 	b.until(ctx, 10*time.Second, "both runs to progress", fmt.Sprintf(`+document.getElementById('progress-%s').dataset.done > 0 && +document.getElementById('progress-%s').dataset.done > 0`, seq, dist))
-	b.screenshot(ctx, "compare", true)
+	b.screenshot(ctx, "compare-short", false)
 	b.until(ctx, 15*time.Second, "the distributed run to end", fmt.Sprintf(`document.getElementById('status-%s').dataset.status === 'finished'`, dist))
 	// Both progressed at once: the sequential run counted a task before the distributed
 	// one counted its last.
@@ -722,7 +722,7 @@ func TestBrowserPagesThemesLayoutAndAccessibility(t *testing.T) {
 		lctx := b.fresh()
 		b.open(lctx, "/")
 		b.until(lctx, 5*time.Second, "the results chart", `document.querySelector('[data-chart]')`)
-		b.screenshot(lctx, "home", true)
+		b.screenshot(lctx, "home-short", false)
 	})
 	b.noConsoleErrors()
 }

@@ -184,10 +184,39 @@ var (
 	inlineScript = regexp.MustCompile(`<script>(.*?)</script>`)
 )
 
+// monitorChrome is what taskrace adds to asynqmon's page: a link back to taskrace and, on a
+// screen too narrow for asynqmon's side menu and charts, a plain note instead of its page.
+// It is markup and a style sheet only: the page's CSP allows no script but asynqmon's own.
+const monitorChrome = `<style>
+.taskrace-back{position:fixed;right:16px;bottom:16px;z-index:1400;padding:8px 14px;border-radius:6px;
+background:#3730a3;color:#fff;font:600 14px/1.4 system-ui,sans-serif;text-decoration:none;box-shadow:0 2px 6px rgb(0 0 0/.3)}
+.taskrace-back:focus-visible{outline:2px solid #3730a3;outline-offset:2px}
+.taskrace-narrow{display:none}
+@media (max-width:` + monitorMinWidth + `){
+#root,.taskrace-back{display:none}
+.taskrace-narrow{display:block;max-width:36rem;margin:0 auto;padding:24px 16px;font:16px/1.5 system-ui,sans-serif;color:#0f172a}
+.taskrace-narrow h1{font-size:20px;margin:0 0 8px}
+.taskrace-narrow a{color:#3730a3;font-weight:600}
+}
+</style>
+<a class="taskrace-back" href="/" data-monitor-back>← Back to taskrace</a>
+<main class="taskrace-narrow" data-monitor-narrow>
+<p><a href="/">← Back to taskrace</a></p>
+<h1>The queue monitor needs a wider screen</h1>
+<p>asynqmon, the queue monitor embedded here, lays out its menu and charts for a screen at least 720 px wide: open it on a computer or a tablet.</p>
+<p>On this screen, taskrace's own pages follow the runs and the workers live: <a href="/runs">runs</a> · <a href="/workers">workers</a>.</p>
+</main>
+`
+
+// monitorMinWidth is the widest screen that gets the note instead of asynqmon.
+const monitorMinWidth = "719px"
+
 // rewriteMonitorPage drops asynqmon's links to outside hosts (web fonts: the system's fonts
-// serve) and returns the page with the hashes of its inline scripts, for the CSP.
+// serve), adds monitorChrome, and returns the page with the hashes of its inline scripts,
+// for the CSP.
 func rewriteMonitorPage(page []byte) ([]byte, []string) {
 	page = outsideLink.ReplaceAll(page, nil)
+	page = bytes.Replace(page, []byte("<body>"), []byte("<body>"+monitorChrome), 1)
 	var hashes []string
 	for _, m := range inlineScript.FindAllSubmatch(page, -1) {
 		sum := sha256.Sum256(m[1])

@@ -40,6 +40,7 @@ func (s *Server) registerPages() {
 	s.route(fiber.MethodGet, "/runs", open, s.runsPage)
 	s.route(fiber.MethodGet, "/runs/:id", open, s.runPage)
 	s.route(fiber.MethodGet, "/runs/:id/stream", open, s.htmlStream)
+	s.route(fiber.MethodGet, "/runs/:id/replay", open, s.replayFrames)
 	s.route(fiber.MethodPost, "/runs/:id/cancel", admin, s.cancelForm)
 	s.route(fiber.MethodPost, "/runs/:id/pin", admin, s.pinForm)
 	s.route(fiber.MethodGet, "/compare", open, s.comparePage)
@@ -291,7 +292,16 @@ func (s *Server) launchForm(c *fiber.Ctx) error {
 	if err != nil {
 		return s.homeWithError(c, ctx, form, err)
 	}
-	return c.Redirect("/runs/"+r.ID, http.StatusSeeOther)
+	return c.Redirect(keepPresent(c, "/runs/"+r.ID), http.StatusSeeOther)
+}
+
+// keepPresent is path in presentation mode when the request was: a launch from a
+// presented page lands on a presented one.
+func keepPresent(c *fiber.Ctx, path string) string {
+	if c.Query("present") == "1" {
+		return templates.PresentURL(path)
+	}
+	return path
 }
 
 // race launches the same plan sequentially and distributed, and opens them side by side.
@@ -314,7 +324,7 @@ func (s *Server) race(c *fiber.Ctx) error {
 		s.core.Launcher.Cancel(context.WithoutCancel(ctx), dist.ID)
 		return s.homeWithError(c, ctx, form, err)
 	}
-	return c.Redirect("/compare?runs="+seq.ID+","+dist.ID, http.StatusSeeOther)
+	return c.Redirect(keepPresent(c, "/compare?runs="+seq.ID+","+dist.ID), http.StatusSeeOther)
 }
 
 func (s *Server) homeWithError(c *fiber.Ctx, ctx context.Context, form templates.LaunchForm, err error) error {

@@ -566,17 +566,33 @@ export function wireCopyButtons(doc = document) {
       return;
     }
     event.preventDefault();
+    let said = 'Copied';
     try {
       await copyText(button.getAttribute('data-copy'), doc);
-      announce('Copied');
-      // For a visual cue: templates may style [data-copied].
-      button.setAttribute('data-copied', '');
-      setTimeout(() => button.removeAttribute('data-copied'), 2000);
     } catch {
-      announce('Copy failed');
+      said = 'Copy failed';
     }
+    announce(said);
+    // Seen as well as heard: the button says it for COPIED_MS, then reads as before.
+    if (!button.hasAttribute('data-label')) {
+      button.setAttribute('data-label', button.textContent);
+    }
+    button.textContent = said;
+    button.setAttribute('data-copied', said === 'Copied' ? 'ok' : 'failed');
+    clearTimeout(copiedTimers.get(button));
+    copiedTimers.set(
+      button,
+      setTimeout(() => {
+        button.textContent = button.getAttribute('data-label');
+        button.removeAttribute('data-copied');
+      }, COPIED_MS),
+    );
   });
 }
+
+// How long a copy button says "Copied".
+const COPIED_MS = 2000;
+const copiedTimers = new WeakMap();
 
 /**
  * Refreshes every [data-poll="URL"] element from its URL every few seconds, with the same
@@ -631,6 +647,10 @@ function init() {
           stopClock();
           // Nothing on the page runs any more: what only a running run offers goes.
           document.querySelectorAll('[data-while-live]').forEach((w) => w.remove());
+          // ... and what only an ended one offers comes (presentation mode's Replay).
+          document.querySelectorAll('[data-when-ended][hidden]').forEach((w) => {
+            w.hidden = false;
+          });
         }
       },
     });
