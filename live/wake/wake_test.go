@@ -535,3 +535,55 @@ func TestStartWithoutRedis(t *testing.T) {
 	}
 	srv.Shutdown() // safe after a failed Start
 }
+
+// TestWakesAfterRedisRestart: the subscription comes back with Redis, and the signals
+// with it.
+func TestWakesAfterRedisRestart(t *testing.T) {
+	t.Parallel()
+	own := redistest.Start(t)
+	opt := &redis.Options{Addr: own.Addr(), MaxRetries: -1, DialTimeout: time.Second}
+	enq := redis.NewClient(opt)
+	defer enq.Close()
+	Announce(enq)
+	client := asynq.NewClientFromRedisClient(enq)
+	defer client.Close()
+	rdb := redis.NewClient(opt)
+	defer rdb.Close()
+	srv := pushOnly(t, rdb, asynq.Config{Concurrency: 1, Queues: map[string]int{"restart": 1}})
+	got := make(chan struct{}, 1)
+	mux := asynq.NewServeMux()
+	mux.HandleFunc("restart", func(context.Context, *asynq.Task) error {
+		got <- struct{}{}
+		return nil
+	})
+	if err := srv.Start(mux); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
+	enqueue := func() {
+		t.Helper()
+		if _, err := client.Enqueue(asynq.NewTask("restart", nil), asynq.Queue("restart")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	enqueue()
+	receive(t, got, "task before the restart")
+
+	own.Kill()
+	own.Restart(t)
+	// Wait for the subscription to be back (go-redis subscribes again on its next read).
+	ch := channel(0, "restart")
+	end := time.Now().Add(deadline)
+	for {
+		n, err := enq.PubSubNumSub(t.Context(), ch).Result()
+		if err == nil && n[ch] > 0 {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("no subscriber on %s after the restart: %v", ch, err)
+		}
+		time.Sleep(20 * time.Millisecond) // polling Redis: nothing to wait on
+	}
+	enqueue()
+	receive(t, got, "task after the restart")
+}

@@ -95,16 +95,33 @@ func (w *Waker) Listen(ctx context.Context) error {
 		return errors.New("the waker is closed")
 	}
 	w.ps, w.done = ps, make(chan struct{})
-	go w.receive(ps.Channel())
+	go w.receive(ps)
 	w.rdb.AddHook(w)
 	return nil
 }
 
-// receive turns every message on the wake channels into a signal, until Close.
-func (w *Waker) receive(ch <-chan *redis.Message) {
+// receive turns every message on the wake channels into a signal, until Close. It reads
+// the subscription itself (not through PubSub.Channel, a goroutine more on each signal's
+// way). After a failed read, which go-redis follows with a new connection and
+// subscription, it signals too: a message may have been lost meanwhile.
+func (w *Waker) receive(ps *redis.PubSub) {
 	defer close(w.done)
-	for range ch {
+	ctx := context.Background()
+	for {
+		_, err := ps.ReceiveMessage(ctx)
+		select {
+		case <-w.stop:
+			return
+		default:
+		}
 		w.wake()
+		if err != nil {
+			select { // Redis is down or restarting: do not spin
+			case <-w.stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
 	}
 }
 
