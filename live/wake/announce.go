@@ -8,9 +8,10 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// channel is the pub/sub channel that wakes the servers of queue in database db: pub/sub
-// channels are shared by every database of a Redis, queues are not.
-func channel(db int, queue string) string {
+// Channel is the pub/sub channel that wakes the servers of queue in database db (pub/sub
+// channels are shared by every database of a Redis, queues are not). Any message on it
+// wakes them: an enqueuer without Announce's hook, in any language, can PUBLISH there.
+func Channel(db int, queue string) string {
 	return "live:wake:" + strconv.Itoa(db) + ":" + queue
 }
 
@@ -67,12 +68,12 @@ func (a *announcer) announce(ctx context.Context, queue string) {
 // their dequeue again within a second anyway.
 func (a *announcer) publish(ctx context.Context, queues []string) {
 	if len(queues) == 1 {
-		a.rdb.Publish(ctx, channel(a.db, queues[0]), "")
+		a.rdb.Publish(ctx, Channel(a.db, queues[0]), "")
 		return
 	}
 	_, _ = a.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, q := range queues {
-			p.Publish(ctx, channel(a.db, q), "")
+			p.Publish(ctx, Channel(a.db, q), "")
 		}
 		return nil
 	})

@@ -572,7 +572,7 @@ func TestWakesAfterRedisRestart(t *testing.T) {
 	own.Kill()
 	own.Restart(t)
 	// Wait for the subscription to be back (go-redis subscribes again on its next read).
-	ch := channel(0, "restart")
+	ch := Channel(0, "restart")
 	end := time.Now().Add(deadline)
 	for {
 		n, err := enq.PubSubNumSub(t.Context(), ch).Result()

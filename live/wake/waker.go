@@ -71,7 +71,7 @@ func NewWaker(rdb redis.UniversalClient, queues []string) *Waker {
 func (w *Waker) Listen(ctx context.Context) error {
 	chans := make([]string, len(w.queues))
 	for i, q := range w.queues {
-		chans[i] = channel(w.ann.db, q)
+		chans[i] = Channel(w.ann.db, q)
 	}
 	ctx, cancel := context.WithTimeout(ctx, subscribeTimeout)
 	defer cancel()
