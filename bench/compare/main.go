@@ -42,6 +42,7 @@ func main() {
 type opts struct {
 	role        string
 	taskrace    string
+	before      string
 	pairs       int
 	tasks       int
 	concurrency int
@@ -60,6 +61,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("compare", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.taskrace, "taskrace", "bin/taskrace", "the taskrace binary to measure")
+	fs.StringVar(&o.before, "before", "", "another taskrace binary (an earlier build, say) to measure in the same rounds as taskrace-before")
 	fs.IntVar(&o.pairs, "pairs", 7, "interleaved rounds of the throughput comparison")
 	fs.IntVar(&o.tasks, "tasks", 5000, "tasks per round")
 	fs.IntVar(&o.concurrency, "concurrency", 5, "slots of each worker")
@@ -247,6 +249,9 @@ func compare(o opts, stdout io.Writer) error {
 		return fmt.Errorf("the taskrace binary: %w (build it with `go build -o bin/taskrace .`)", err)
 	}
 	o.taskrace, _ = filepath.Abs(o.taskrace)
+	if o.before != "" {
+		o.before, _ = filepath.Abs(o.before)
+	}
 	dir, err := os.MkdirTemp("", "taskrace-compare-")
 	if err != nil {
 		return err
@@ -363,9 +368,13 @@ func (b *bench) mode(name string, embedded bool) (*setup, error) {
 		}
 		s.procs["worker"], err = startProc("worker", nil, b.self, "-role", "bare-worker", "-redis", s.redisURL,
 			"-target", b.turl, "-handler", handler, "-concurrency", c, "-poll", poll)
-	case "taskrace":
-		if err = b.startServe(s, append(env, "WORKER=false")); err == nil {
-			s.procs["worker"], err = startProc("worker", env, b.o.taskrace, "worker")
+	case "taskrace", "taskrace-before":
+		bin := b.o.taskrace
+		if name == "taskrace-before" {
+			bin = b.o.before
+		}
+		if err = b.startServe(s, bin, append(env, "WORKER=false")); err == nil {
+			s.procs["worker"], err = startProc("worker", env, bin, "worker")
 		}
 	case "taskrace-worker":
 		s.procs["worker"], err = startProc("worker", env, b.o.taskrace, "worker")
@@ -373,7 +382,7 @@ func (b *bench) mode(name string, embedded bool) (*setup, error) {
 		if embedded {
 			env = []string{"CONCURRENCY=" + c, "LOG_FORMAT=json"}
 		}
-		err = b.startServe(s, env)
+		err = b.startServe(s, b.o.taskrace, env)
 	default:
 		err = fmt.Errorf("unknown mode %s", name)
 	}
@@ -390,13 +399,13 @@ func (b *bench) mode(name string, embedded bool) (*setup, error) {
 	return s, nil
 }
 
-func (b *bench) startServe(s *setup, env []string) error {
+func (b *bench) startServe(s *setup, bin string, env []string) error {
 	port, err := freePort()
 	if err != nil {
 		return err
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	p, err := startProc("serve", append(env, "ADDR="+addr), b.o.taskrace, "serve")
+	p, err := startProc("serve", append(env, "ADDR="+addr), bin, "serve")
 	if err != nil {
 		return err
 	}
@@ -478,6 +487,9 @@ func (d delta) allCmds() int64 {
 // throughput runs the three modes in interleaved rounds, the order turned round each time.
 func (b *bench) throughput(stdout io.Writer) error {
 	modes := []string{"bare-noop", "bare-http", "taskrace"}
+	if b.o.before != "" {
+		modes = append(modes, "taskrace-before")
+	}
 	results := make(map[string][]delta)
 	fmt.Fprintf(stdout, "\n## Throughput: %d tasks × 0 s per round, concurrency %d, %d rounds, target %s\n\n", b.o.tasks, b.o.concurrency, b.o.pairs, b.turl)
 	fmt.Fprintln(stdout, "| round | mode | tasks/s | CPU ms/task: all | worker | serve | Redis | target | driver | Redis cmds/task |")
@@ -517,6 +529,16 @@ func (b *bench) throughput(stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "\ntaskrace vs bare asynq with the same HTTP call, per round: throughput %s (median %.2f×), CPU per task %s (median %.2f×)\n",
 		fmtRatios(tr), median(tr), fmtRatios(cr), median(cr))
+	if b.o.before != "" {
+		tr, cr = nil, nil
+		for i := range results["taskrace-before"] {
+			t, h := results["taskrace-before"][i], results["bare-http"][i]
+			tr = append(tr, rate(t)/rate(h))
+			cr = append(cr, cpu(t)/cpu(h))
+		}
+		fmt.Fprintf(stdout, "taskrace-before vs the same: throughput %s (median %.2f×), CPU per task %s (median %.2f×)\n",
+			fmtRatios(tr), median(tr), fmtRatios(cr), median(cr))
+	}
 	t := results["taskrace"][len(results["taskrace"])/2]
 	h := results["bare-http"][len(results["bare-http"])/2]
 	fmt.Fprintf(stdout, "Redis commands of one round, taskrace: %s\nbare-http: %s\n", topCmds(t.cmds, b.o.tasks), topCmds(h.cmds, b.o.tasks))
@@ -536,14 +558,15 @@ func (b *bench) oneRound(m string) (delta, error) {
 	defer s.stop()
 	ctx := context.Background()
 	queue := "bare"
-	if m == "taskrace" {
+	taskrace := strings.HasPrefix(m, "taskrace")
+	if taskrace {
 		queue = "taskrace"
 	}
 	a, err := b.snap(s)
 	if err != nil {
 		return delta{}, err
 	}
-	if m == "taskrace" {
+	if taskrace {
 		// The built-in target, which HTTPBIN_URL points at the shared one.
 		body := fmt.Sprintf(`{"mode":"distributed","tasks":%d,"delay_ms":0,"target":"builtin"}`, b.o.tasks)
 		resp, err := http.Post(s.serveURL+"/api/runs", "application/json", strings.NewReader(body))
