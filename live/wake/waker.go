@@ -90,9 +90,9 @@ func (w *Waker) Listen(ctx context.Context) error {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.closed {
+	if w.closed || w.ps != nil {
 		ps.Close()
-		return errors.New("the waker is closed")
+		return errors.New("the waker is closed or already listening")
 	}
 	w.ps, w.done = ps, make(chan struct{})
 	go w.receive(ps)
