@@ -15,6 +15,10 @@
 //   - by the server itself, when its forwarder moves scheduled or retried tasks to pending,
 //     or it puts an interrupted task back on the queue.
 //
+// Tasks made ready any other way send no signal and are taken at the next short wait,
+// within a second: a task the Inspector runs or re-queues, a group's aggregated task, a
+// queue unpaused, an enqueue through a client without the hook.
+//
 // No wake-up is lost: a signal that comes between an empty dequeue and the wait ends the
 // wait at once. One that never comes (a publisher without the hook, a reconnecting
 // subscription) costs at most one short wait, since the script runs again after each.
