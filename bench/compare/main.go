@@ -185,9 +185,19 @@ func cpuOf(pid int) (time.Duration, error) {
 	if err != nil {
 		return 0, err
 	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')') // the command name may hold spaces
+	return parseStat(string(b))
+}
+
+// parseStat returns the CPU time of a /proc/<pid>/stat line.
+func parseStat(s string) (time.Duration, error) {
+	i := strings.LastIndexByte(s, ')') // the command name may hold spaces and parentheses
+	if i < 0 || i+2 > len(s) {
+		return 0, fmt.Errorf("not a stat line: %q", s)
+	}
 	f := strings.Fields(s[i+2:])
+	if len(f) < 13 {
+		return 0, fmt.Errorf("short stat line: %q", s)
+	}
 	// Fields from the state on: utime and stime are fields 14 and 15 of the line, 12 and 13 here.
 	ut, err1 := strconv.ParseInt(f[11], 10, 64)
 	st, err2 := strconv.ParseInt(f[12], 10, 64)
