@@ -1,6 +1,6 @@
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: build test test-deps fuzz generate css check-generated lint bench run screenshots
+.PHONY: build test test-deps fuzz generate css check-generated lint bench bench-compare run screenshots
 
 build:
 	go build -trimpath -ldflags "-X main.version=$(VERSION)" -o bin/taskrace .
@@ -41,6 +41,11 @@ lint:
 
 bench:
 	go test -run '^$$' -bench . -benchmem ./...
+
+# taskrace beside bare asynq, in processes of their own on one redis-server: throughput and
+# CPU per task, then idle cost (docs/benchmarks.md). COMPARE_FLAGS="-pairs 9 -window 60s" etc.
+bench-compare: build
+	go run ./bench/compare -taskrace bin/taskrace $(COMPARE_FLAGS)
 
 run:
 	go run . serve

@@ -178,7 +178,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	f.String(&publicURL, "public-url", "PUBLIC_URL", "", "base URL for shared links (e.g. a laptop's LAN address)")
 	f.Bool(&withWorker, "worker", "WORKER", true, "run an asynq worker in this process")
 	f.Int(&wcfg.Concurrency, "concurrency", "CONCURRENCY", 5, "slots of the in-process worker")
-	f.Duration(&wcfg.TaskCheckInterval, "task-check-interval", "TASK_CHECK_INTERVAL", worker.DefaultTaskCheckInterval, "how often an idle worker polls for tasks")
+	f.Duration(&wcfg.TaskCheckInterval, "task-check-interval", "TASK_CHECK_INTERVAL", worker.DefaultTaskCheckInterval, "how long an idle worker sleeps between waits for a wake signal (a fallback: it does not poll)")
 	var ac accessFlags
 	ac.register(f)
 	var sf streamFlags
@@ -214,10 +214,6 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	defer b.close()
 	var w *worker.Worker
 	if withWorker {
-		if b.embedded != nil && !f.isSet("task-check-interval", "TASK_CHECK_INTERVAL") {
-			// Polling an in-process Redis costs this process's own CPU: poll less often.
-			wcfg.TaskCheckInterval = worker.EmbeddedTaskCheckInterval
-		}
 		wcfg.ShutdownTimeout = cf.shutdownWait / 2
 		w = worker.New(core, wcfg)
 		if err := w.Start(); err != nil {
@@ -261,7 +257,7 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string, s
 	f.fs.Lookup("redis-url").Usage = "Redis URL (redis://, rediss://, redis-socket://, redis-sentinel://); required: the Redis that serve uses"
 	var wcfg worker.Config
 	f.Int(&wcfg.Concurrency, "concurrency", "CONCURRENCY", 5, "tasks processed at once")
-	f.Duration(&wcfg.TaskCheckInterval, "task-check-interval", "TASK_CHECK_INTERVAL", worker.DefaultTaskCheckInterval, "how often an idle worker polls for tasks")
+	f.Duration(&wcfg.TaskCheckInterval, "task-check-interval", "TASK_CHECK_INTERVAL", worker.DefaultTaskCheckInterval, "how long an idle worker sleeps between waits for a wake signal (a fallback: it does not poll)")
 	var metricsAddr string
 	f.String(&metricsAddr, "metrics-addr", "METRICS_ADDR", "", "serve this worker's Prometheus metrics at http://ADDR/metrics (empty: not served)")
 	if err := f.parse(args); err != nil {

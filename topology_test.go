@@ -587,3 +587,31 @@ func BenchmarkScaleOut(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkBigRun runs 10,000 tasks × 100 ms on 2 worker processes of 50 slots each, and
+// reports the efficiency, ideal ⌈10,000 / 100⌉ × 100 ms = 10 s against the wall time.
+//
+//	go test -run '^$' -bench BigRun -benchtime 1x .
+func BenchmarkBigRun(b *testing.B) {
+	tp := newTopology(b)
+	web := tp.serve()
+	for range 2 {
+		tp.worker("CONCURRENCY=50")
+	}
+	var wall, ideal float64
+	for b.Loop() {
+		r := web.launch(b, plan("distributed", 10_000, 100))
+		if r.Parallelism != 100 {
+			b.Fatalf("parallelism %d, want 100", r.Parallelism)
+		}
+		web.events(b, r.ID, 5*time.Minute)
+		tl := web.timeline(b, r.ID)
+		if tl.Run.Status != "finished" || tl.Run.WallMS == nil {
+			b.Fatalf("run %+v did not finish", tl.Run)
+		}
+		wall += *tl.Run.WallMS
+		ideal += tl.Run.IdealMS
+	}
+	b.ReportMetric(wall/float64(b.N)/1000, "wall-s")
+	b.ReportMetric(100*ideal/wall, "efficiency-%")
+}

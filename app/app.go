@@ -10,6 +10,7 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
+	"github.com/taskrace/taskrace/live/wake"
 )
 
 // Redis connection bounds, on every connection: asynq's Inspector takes no context, so these
@@ -58,6 +59,7 @@ func OpenRedis(url string) (*Redis, error) {
 	if !ok {
 		return nil, fmt.Errorf("REDIS_URL: unsupported connection type")
 	}
+	wake.Announce(c) // the tasks this process enqueues wake the idle workers of their queue
 	r := &Redis{Opt: opt, Client: c}
 	if fc, ok := opt.MakeRedisClient().(*redis.Client); ok {
 		fc.Options().PoolSize = 2

@@ -257,7 +257,7 @@ func BenchmarkLaunchMaxTasks(b *testing.B) {
 			}
 			b.Cleanup(m.Close)
 			return m.URL()
-		}, worker.EmbeddedTaskCheckInterval},
+		}, worker.DefaultTaskCheckInterval},
 		{"redis", func(*testing.B) string { return redisSrv.URL(redisSrv.NextDB()) }, worker.DefaultTaskCheckInterval},
 	}
 	for _, c := range cases {

@@ -51,4 +51,10 @@
 // A Reader follows the stream with one blocking read, keeps the tasks it holds projected in
 // memory, and answers queries (ParseQuery), task details, live watches resumable by stream
 // entry ID, and the aggregates.
+//
+// # Pickup without polling
+//
+// Package live/wake makes an idle asynq server take a task about a millisecond after it is
+// enqueued, with no polling and no fork of asynq: wake.NewServer in place of
+// asynq.NewServerFromRedisClient, and wake.Announce on the client that enqueues.
 package live

@@ -9,27 +9,27 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 	"github.com/taskrace/taskrace/app"
+	"github.com/taskrace/taskrace/live/wake"
 )
 
 // Config is how the worker serves its queue.
 type Config struct {
 	Concurrency       int
-	TaskCheckInterval time.Duration // how often an idle worker looks for new tasks
+	TaskCheckInterval time.Duration // how long an idle worker sleeps between waits for a wake signal
 	ShutdownTimeout   time.Duration // how long in-flight tasks get to finish on shutdown
 }
 
-// DefaultTaskCheckInterval keeps pickup latency on an idle queue within a few ms; its cost
-// to Redis is measured in docs/benchmarks.md.
-const DefaultTaskCheckInterval = 3 * time.Millisecond
-
-// EmbeddedTaskCheckInterval is the default with embedded Redis, whose polling costs the
-// serving process's own CPU.
-const EmbeddedTaskCheckInterval = 25 * time.Millisecond
+// DefaultTaskCheckInterval is how long an idle worker sleeps each time a wait for a wake
+// signal ends with the queue still empty (every 10 s): a task enqueued in that gap waits up
+// to this long. An idle worker does not poll; see live/wake and docs/benchmarks.md.
+const DefaultTaskCheckInterval = wake.DefaultTaskCheckInterval
 
 // delayedTaskCheckInterval is how often the worker moves retries that are due back to the
-// queue: a retry runs at most this long after its time.
-const delayedTaskCheckInterval = 100 * time.Millisecond
+// queue: a retry runs at most this long after its time. Each look is two scripts in Redis,
+// the largest share of an idle worker's commands (docs/benchmarks.md).
+const delayedTaskCheckInterval = 250 * time.Millisecond
 
 // toWholeSecond returns the wait from now, at least d, that ends on a whole second. asynq
 // keeps a retry's time in whole Unix seconds, truncated, so a wait of d from now would end
@@ -45,7 +45,8 @@ func toWholeSecond(now time.Time, d time.Duration) time.Duration {
 // Worker is an asynq server on the run queue whose handler is the core's Executor.
 type Worker struct {
 	core    *app.Core
-	srv     *asynq.Server
+	rdb     redis.UniversalClient // the server's own client, which carries the wake-up hook
+	srv     *wake.Server
 	slots   chan int
 	stopped func() // ends the launcher's count of this server
 }
@@ -56,7 +57,9 @@ func New(core *app.Core, cfg Config) *Worker {
 		cfg.TaskCheckInterval = DefaultTaskCheckInterval
 	}
 	appCfg := core.Config
-	srv := asynq.NewServerFromRedisClient(core.Redis.Client, asynq.Config{
+	// A client of its own: the wake-up hook acts on this server's dequeues only.
+	rdb := core.Redis.Opt.MakeRedisClient().(redis.UniversalClient)
+	srv := wake.NewServer(rdb, asynq.Config{
 		Concurrency:              cfg.Concurrency,
 		Queues:                   map[string]int{core.Config.Queue: 1},
 		TaskCheckInterval:        cfg.TaskCheckInterval,
@@ -68,7 +71,7 @@ func New(core *app.Core, cfg Config) *Worker {
 		Logger:          asynqLogger{core.Logger},
 		LogLevel:        asynq.WarnLevel,
 	})
-	w := &Worker{core: core, srv: srv, slots: make(chan int, cfg.Concurrency)}
+	w := &Worker{core: core, rdb: rdb, srv: srv, slots: make(chan int, cfg.Concurrency)}
 	for i := range cfg.Concurrency {
 		w.slots <- i
 	}
@@ -119,6 +122,7 @@ func (w *Worker) Shutdown() {
 		w.stopped() // no launch counts it from here on
 	}
 	w.srv.Shutdown()
+	w.rdb.Close()
 }
 
 type slotKey struct{}

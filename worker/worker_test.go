@@ -13,6 +13,7 @@ import (
 
 	"github.com/taskrace/taskrace/app"
 	"github.com/taskrace/taskrace/internal/redistest"
+	"github.com/taskrace/taskrace/live/wake"
 	"github.com/taskrace/taskrace/worker"
 )
 
@@ -150,5 +151,64 @@ func TestRetriesWaitLongerEachTime(t *testing.T) {
 		if gap < want {
 			t.Errorf("retry %d began %s after the failure, before its wait of %s", n+1, gap, want)
 		}
+	}
+}
+
+// The worker listens for wake signals on its queue while it runs, and the launcher's
+// enqueues send them.
+func TestWorkerIsWokenByLaunches(t *testing.T) {
+	t.Parallel()
+	rs := redistest.Start(t)
+	target := httptest.NewServer(httpbin.New())
+	defer target.Close()
+	r, err := app.OpenRedis(rs.URL(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	cfg := app.DefaultConfig()
+	cfg.BuiltinURL = target.URL
+	core := app.NewCore(cfg, r, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err := core.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		core.Shutdown(ctx)
+	}()
+	ch := wake.Channel(3, cfg.Queue)
+	subscribers := func() int64 {
+		n, err := r.Client.PubSubNumSub(t.Context(), ch).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n[ch]
+	}
+	w := worker.New(core, worker.Config{Concurrency: 2, ShutdownTimeout: time.Second})
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if n := subscribers(); n != 1 {
+		t.Errorf("%d subscribers on %s while the worker runs, want 1", n, ch)
+	}
+
+	sub := r.Client.Subscribe(t.Context(), ch)
+	defer sub.Close()
+	if _, err := sub.Receive(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := core.Launcher.Launch(t.Context(), app.Plan{Mode: app.Distributed, Tasks: 3, DelayMS: 0}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if _, err := sub.ReceiveMessage(ctx); err != nil {
+		t.Fatalf("no wake signal after a launch: %v", err)
+	}
+
+	w.Shutdown()
+	if n := subscribers(); n != 1 { // the test's own
+		t.Errorf("%d subscribers on %s after the worker's shutdown, want only the test's", n, ch)
 	}
 }
