@@ -14,8 +14,10 @@ const (
 	keptTasks = 30_000
 	// keptRuns is how many runs they hold.
 	keptRuns = 256
-	// foldRead is how many events one read of the log takes.
-	foldRead = 5000
+	// foldRead is how many events one read of the log takes: small enough that a busy
+	// Redis answers each within its read timeout, and that a read cut short by its
+	// deadline leaves what it folded for the next.
+	foldRead = 1000
 )
 
 // Projections keeps, between reads, the live projection of each run this process reads: a
