@@ -145,7 +145,8 @@ func TestKeptProjectionIsAFreshProjection(t *testing.T) {
 }
 
 // Readers of one run at once, while it goes on, each get a whole projection that never goes
-// back, and the last is the finished run.
+// back, and the last are the finished run. The readers come in waves, one with each batch of
+// events: the test's Redis is shared with the package's other tests.
 func TestKeptProjectionUnderConcurrentReads(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, withoutWorker())
@@ -155,11 +156,12 @@ func TestKeptProjectionUnderConcurrentReads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	errs := make(chan error, 8)
-	for range 8 {
-		go func() {
-			ended, last := 0, ""
-			for {
+	const readers = 8
+	ended, last := make([]int, readers), make([]string, readers)
+	wave := func() (finished int) {
+		errs := make(chan error, readers)
+		for i := range readers {
+			go func() {
 				p, id, err := e.core.ReadRun(ctx, r.ID, time.Now())
 				if err != nil {
 					errs <- err
@@ -167,27 +169,52 @@ func TestKeptProjectionUnderConcurrentReads(t *testing.T) {
 				}
 				done := p.Summary.Done + p.Summary.Failed
 				switch {
-				case done < ended || app.CompareIDs(id, last) < 0:
-					errs <- fmt.Errorf("a read went back: %d tasks ended at %s, after %d at %s", done, id, ended, last)
-					return
+				case done < ended[i] || app.CompareIDs(id, last[i]) < 0:
+					err = fmt.Errorf("a read went back: %d tasks ended at %s, after %d at %s", done, id, ended[i], last[i])
 				case len(p.Tasks) != 300:
-					errs <- fmt.Errorf("a read has %d tasks", len(p.Tasks))
-					return
-				case p.Ended:
-					if p.Run.Status != app.StatusFinished || done != 300 {
-						errs <- fmt.Errorf("the run ended %s with %d tasks ended", p.Run.Status, done)
-						return
-					}
-					errs <- nil
-					return
+					err = fmt.Errorf("a read has %d tasks", len(p.Tasks))
+				case p.Ended && (p.Run.Status != app.StatusFinished || done != 300):
+					err = fmt.Errorf("the run ended %s with %d tasks ended", p.Run.Status, done)
 				}
-				ended, last = done, id
-			}
-		}()
-	}
-	for range 8 {
-		if err := <-errs; err != nil {
-			t.Error(err)
+				ended[i], last[i] = done, id
+				errs <- err
+			}()
 		}
+		for range readers {
+			if err := <-errs; err != nil {
+				t.Error(err)
+			}
+		}
+		for i := range readers {
+			if ended[i] == 300 {
+				finished++
+			}
+		}
+		return finished
+	}
+	sub := e.core.Feed.Subscribe(r.ID, "")
+	defer sub.Close()
+	waves := 0
+	for done := false; !done; {
+		evs, err := sub.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range evs {
+			done = done || ev.Terminal()
+		}
+		if len(evs) > 0 {
+			wave()
+			waves++
+			continue
+		}
+		select {
+		case <-sub.Ready():
+		case <-ctx.Done():
+			t.Fatal("the run did not end")
+		}
+	}
+	if n := wave(); n != readers || waves < 2 {
+		t.Errorf("%d of %d readers saw the run finished after %d waves", n, readers, waves+1)
 	}
 }
