@@ -3,10 +3,18 @@ package app
 import (
 	"context"
 	"errors"
+	"fmt"
+
+	"github.com/hibiken/asynq"
 )
 
 // ErrInjected is the failure a task's first attempt gets when the plan's failure_rate picks it.
 var ErrInjected = errors.New("injected failure (failure_rate)")
+
+// ErrRunEnded is how an attempt ends whose run was canceled or interrupted first: asynq
+// revokes the task (neither retried nor archived), and the live record reads it canceled,
+// as the run's projection does.
+var ErrRunEnded = fmt.Errorf("its run ended first: %w", asynq.RevokeTask)
 
 // Executor executes one attempt of a task and records it in the event log. Every mode uses
 // it: the local modes from their goroutines, the distributed one from the asynq handler.
@@ -19,7 +27,8 @@ type Executor struct {
 
 // Execute runs attempt (0-based) of task t on worker w. On success it records
 // task.finished; on failure task.failed, with retry unless final. It returns only once its
-// events are stored, and returns the task's error (or the error storing its events).
+// events are stored, and returns the task's error (or the error storing its events, or
+// ErrRunEnded when the run ended before the task could).
 func (x *Executor) Execute(ctx context.Context, t TaskPayload, w Worker, attempt int, final bool) error {
 	idx := t.Index
 	id := TaskID(t.ID, idx)

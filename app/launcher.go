@@ -11,6 +11,8 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/taskrace/taskrace/live"
 )
 
 // Errors that end a local run's context, telling the run how to record its end.
@@ -390,11 +392,22 @@ feed:
 	}
 }
 
-// runTask executes a task with retries, as asynq would for a distributed one.
+// runTask executes a task with retries, as asynq would for a distributed one, and records
+// each attempt in the live record, as the worker's middleware does for a distributed task.
 func (l *Launcher) runTask(ctx context.Context, t TaskPayload, w Worker) {
 	max := l.c.Config.MaxRetry
+	info := live.Info{Queue: l.c.Config.TaskQueue(t.Mode), ID: TaskID(t.ID, t.Index), Type: TypeFetch,
+		MaxRetry: max, Worker: &live.Worker{Host: w.Host, PID: w.PID, Slot: w.Slot}}
 	for attempt := 0; ; attempt++ {
+		info.Attempt = attempt + 1
+		a := l.c.Recorder.Start(info)
 		err := l.c.Executor.Execute(ctx, t, w, attempt, attempt >= max)
+		if err != nil && ctx.Err() != nil {
+			err = ErrRunEnded // a local run's context ends only with the run
+		}
+		if rerr := a.End(ctx, err); rerr != nil {
+			l.c.Logger.Warn("cannot record a task's attempt", "task", info.ID, "err", rerr)
+		}
 		if err == nil || ctx.Err() != nil || attempt >= max {
 			return
 		}

@@ -18,6 +18,7 @@ type RunStore struct {
 	retention time.Duration
 	maxActive int
 	metrics   *Metrics
+	ended     func(ctx context.Context, r RunRef) // after End ended a run
 }
 
 // createScript admits a run when fewer than max are active, saves it and appends run.created.
@@ -38,10 +39,16 @@ return id
 // one appends run.finished.
 // A distributed task's result is written into asynq's record of it too, as asynq's
 // ResultWriter would, but in the same round trip.
+// It returns 0 when the end is not counted (counted before, or the run finished), -1 when
+// the run was canceled or interrupted first, 1 when counted, 2 when it ended the run.
 // KEYS: run, events, done, active, asynq task. ARGV: index, event, failed 0|1, tasks,
 // run.finished event, retention s, wall ms, ended at, efficiency, run id, result ("" for none).
 var finishScript = redis.NewScript(`
-if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
+local status = redis.call('HGET', KEYS[1], 'status')
+if status ~= 'running' then
+  if status == 'finished' then return 0 end
+  return -1
+end
 if redis.call('SADD', KEYS[3], ARGV[1]) == 0 then return 0 end
 redis.call('XADD', KEYS[2], '*', 'e', ARGV[2])
 if ARGV[11] ~= '' and redis.call('EXISTS', KEYS[5]) == 1 then
@@ -110,7 +117,8 @@ func (s *RunStore) Create(ctx context.Context, r *Run) error {
 }
 
 // Finish records the end of task index of run r (failed or not) with event e. When it ends
-// the run's last task, it appends run.finished too. It reports whether it ended the run.
+// the run's last task, it appends run.finished too. It reports whether it ended the run,
+// and ErrRunEnded when the run was canceled or interrupted first (nothing is recorded then).
 // It is stored after the write after (nil for none): the task's task.started.
 func (s *RunStore) Finish(ctx context.Context, r RunRef, index int, e *Event, after *op) (bool, error) {
 	failed := "0"
@@ -135,8 +143,11 @@ func (s *RunStore) Finish(ctx context.Context, r RunRef, index int, e *Event, af
 		return false, err
 	}
 	n, _ := cmds[0].(*redis.Cmd).Int()
-	if n == 2 {
+	switch n {
+	case 2:
 		s.metrics.runEnded(r.Mode, StatusFinished, wallMS)
+	case -1:
+		return false, ErrRunEnded
 	}
 	return n == 2, nil
 }
@@ -165,6 +176,9 @@ func (s *RunStore) End(ctx context.Context, r RunRef, status, reason string) (bo
 	n, _ := cmds[0].(*redis.Cmd).Int()
 	if n == 1 {
 		s.metrics.runEnded(r.Mode, status, wallMS)
+		if s.ended != nil {
+			s.ended(ctx, r)
+		}
 	}
 	return n == 1, nil
 }

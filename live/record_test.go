@@ -522,3 +522,87 @@ func FuzzParseQuery(f *testing.F) {
 		q.Match(task)
 	})
 }
+
+// Canceled stops a task from outside: one that ended for good keeps its state, any other
+// reads canceled from then on, whatever attempt of it comes after; one never attempted is
+// recorded as canceled.
+func TestCanceled(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	rec := e.recorder(live.Options{Durable: true})
+	ctx := t.Context()
+	info := func(id string, attempt int) live.Info {
+		return live.Info{Queue: "c", ID: id, Type: "t", Attempt: attempt, MaxRetry: 3}
+	}
+	// Each case: its attempts before the cancel (the error each ends with, or still running),
+	// and after it.
+	type step struct {
+		err     error
+		running bool
+	}
+	boom := errors.New("boom")
+	cases := []struct {
+		id            string
+		before, after []step
+		want          string
+	}{
+		{"never-started", nil, nil, taskstate.Canceled},
+		{"started-after", nil, []step{{err: nil}}, taskstate.Canceled},
+		{"running", []step{{running: true}}, nil, taskstate.Canceled},
+		{"running-then-ends", []step{{running: true}}, nil, taskstate.Canceled},
+		{"retrying", []step{{err: boom}}, nil, taskstate.Canceled},
+		{"retried-after", []step{{err: boom}}, []step{{err: boom}}, taskstate.Canceled},
+		{"done", []step{{err: nil}}, nil, taskstate.Done},
+		{"failed", []step{{err: fmt.Errorf("no: %w", asynq.SkipRetry)}}, nil, taskstate.Failed},
+	}
+	open := map[string]*live.Attempt{}
+	for _, c := range cases {
+		for i, s := range c.before {
+			a := rec.Start(info(c.id, i+1))
+			if s.running {
+				open[c.id] = a
+				continue
+			}
+			if err := a.End(ctx, s.err); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var stopped []live.Info
+	for _, c := range cases {
+		stopped = append(stopped, info(c.id, 0))
+	}
+	if err := rec.Canceled(ctx, stopped...); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cases {
+		for i, s := range c.after {
+			if err := rec.Start(info(c.id, len(c.before)+i+1)).End(ctx, s.err); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := open["running-then-ends"].End(ctx, errors.New("stopped")); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.reader.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cases {
+		task, err := e.reader.Task(ctx, "c", c.id, 0)
+		if err != nil {
+			t.Errorf("%s: %v", c.id, err)
+			continue
+		}
+		if task.State != c.want || task.Execution != 1 {
+			t.Errorf("%s: %s (execution %d), want %s (execution 1)", c.id, task.State, task.Execution, c.want)
+		}
+		if c.want == taskstate.Canceled && task.EndedAt.IsZero() {
+			t.Errorf("%s: canceled with no end time", c.id)
+		}
+	}
+	if p := e.page("state:canceled queue:c", 100, ""); p.Total != 6 {
+		t.Errorf("state:canceled selects %d tasks, want 6: %v", p.Total, ids(p))
+	}
+	open["running"].End(ctx, nil)
+}

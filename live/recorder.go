@@ -224,6 +224,31 @@ func (a *Attempt) End(ctx context.Context, err error) error {
 	return r.w.send(&f, r.opts.Durable)
 }
 
+// Canceled records that tasks were stopped from outside before they ended: deleted from
+// their queue, say, or the work they belong to was canceled. Only Queue, ID and Type of each
+// Info count. A task that had already succeeded, or failed for good, keeps its state; any
+// other reads canceled from then on, whatever attempt of it starts or ends after (asynq may
+// still hand out a task that is being deleted, and an attempt stopped with it ends later).
+// A task of which nothing was recorded yet is recorded as canceled. With Durable it returns
+// once the facts are stored.
+func (r *Recorder) Canceled(ctx context.Context, tasks ...Info) error {
+	at := r.now().UTC().Truncate(time.Microsecond)
+	for _, info := range tasks {
+		f := &Fact{Kind: KindCanceled, Queue: info.Queue, TaskID: info.ID, Type: info.Type, At: at}
+		if !r.opts.Durable {
+			r.w.send(f, false)
+			continue
+		}
+		if err := r.w.queue(ctx, f); err != nil {
+			return err
+		}
+	}
+	if r.opts.Durable && len(tasks) > 0 {
+		return r.w.flush(ctx) // facts reach the stream in the order they were sent
+	}
+	return nil
+}
+
 // Worker is who runs the attempt.
 func (a *Attempt) Worker() Worker { return a.fact.Worker }
 

@@ -75,6 +75,19 @@ func (w *writer) send(f *Fact, wait bool) error {
 	return <-p.stored
 }
 
+// queue queues f, waiting for room rather than dropping it, without waiting for it to be
+// stored.
+func (w *writer) queue(ctx context.Context, f *Fact) error {
+	select {
+	case w.in <- &pending{fact: f}:
+		return nil
+	case <-w.stop:
+		return errClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // flush returns once every fact sent before it and every aggregate counted are stored.
 func (w *writer) flush(ctx context.Context) error {
 	p := &pending{stored: make(chan error, 1)}

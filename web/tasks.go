@@ -106,8 +106,8 @@ func (s *Server) registerTasks() {
 		Path:        "/api/tasks/events",
 		Tags:        []string{"tasks"},
 		Summary:     "Stream the facts of recorded tasks",
-		Description: "Server-sent events: each fact the query selects (an attempt started, an attempt ended), with the state it leaves its task in, as it is recorded. " +
-			"Each frame is `id: <stream entry ID>`, `event: task.started` or `task.ended`, and `data: <the fact as JSON>`; a `: ping` comment comes every 15 s. " +
+		Description: "Server-sent events: each fact the query selects (an attempt started, an attempt ended, a task canceled), with the state it leaves its task in, as it is recorded. " +
+			"Each frame is `id: <stream entry ID>`, `event: task.started`, `task.ended` or `task.canceled` (stopped from outside: a taskrace run canceled or interrupted), and `data: <the fact as JSON>`; a `: ping` comment comes every 15 s. " +
 			"Without a resume position the stream starts with the facts that follow the request; a reconnecting EventSource sends Last-Event-ID and misses nothing the stream still holds.",
 		Parameters: []*huma.Param{
 			{Name: "q", In: "query", Description: "The query of GET /api/tasks", Schema: &huma.Schema{Type: "string", MaxLength: ptr(1000)}},
