@@ -147,6 +147,11 @@ func checkComplete(t *testing.T, evs []*app.Event, n int) {
 		if i > 0 && app.CompareIDs(evs[i-1].ID, ev.ID) >= 0 {
 			t.Fatalf("event %d's ID %s does not follow %s", i, ev.ID, evs[i-1].ID)
 		}
+		if ev.Type == app.TasksQueued {
+			for x := range min(ev.Tasks, n) {
+				queued[x]++
+			}
+		}
 		if ev.Index == nil {
 			continue
 		}
@@ -323,7 +328,15 @@ func TestFinishingTwiceCountsOnce(t *testing.T) {
 	if n := count(evs, app.TaskFinished); n != 2 {
 		t.Errorf("%d task.finished events, want 2", n)
 	}
-	if got := e.get(t, r.ID); got.Done != 2 || got.Status != app.StatusFinished {
+	got := e.get(t, r.ID)
+	if got.Done != 2 || got.Status != app.StatusFinished {
 		t.Errorf("run = %+v, want 2 done, finished", got)
+	}
+	// run.finished, which the finish script writes itself, says what the record says.
+	fin := evs[len(evs)-1]
+	if fin.Type != app.RunFinished || fin.RunID != r.ID || fin.WallMS == nil || got.WallMS == nil || *fin.WallMS != *got.WallMS ||
+		fin.Efficiency == nil || got.Efficiency == nil || *fin.Efficiency != *got.Efficiency ||
+		fin.IdealMS == nil || *fin.IdealMS != got.IdealMS || !fin.At.Equal(got.EndedAt.Time) {
+		t.Errorf("run.finished %s, the record: wall %v, efficiency %v, ideal %v, ended %v", fin.JSON(), got.WallMS, got.Efficiency, got.IdealMS, got.EndedAt)
 	}
 }

@@ -142,16 +142,7 @@ func (l *Launcher) Launch(ctx context.Context, p Plan) (*Run, error) {
 	if p.Mode.Local() {
 		r.Owner = l.c.ProcID
 	}
-	if err := l.c.Runs.Create(ctx, r); err != nil {
-		return nil, err
-	}
-	queued := make([]*Event, r.Tasks)
-	at := Now()
-	for i := range queued {
-		queued[i] = &Event{Type: TaskQueued, RunID: r.ID, Index: ptr(i), TaskID: TaskID(r.ID, i), At: at}
-	}
-	if err := l.c.Log.AppendAll(ctx, queued); err != nil {
-		l.failToStart(ctx, r, err)
+	if err := l.c.Runs.Create(ctx, r); err != nil { // and its tasks.queued
 		return nil, err
 	}
 	l.c.Logger.InfoContext(ctx, "run launched", "run", r.ID, "mode", r.Mode, "tasks", r.Tasks, "delay_ms", r.DelayMS, "parallelism", r.Parallelism)

@@ -21,15 +21,18 @@ type RunStore struct {
 	ended     func(ctx context.Context, r RunRef) // after End ended a run
 }
 
-// createScript admits a run when fewer than max are active, saves it and appends run.created.
-// KEYS: run, events, done, active, index. ARGV: max, id, retention s, event, field/value...
+// createScript admits a run when fewer than max are active, saves it and appends run.created
+// and tasks.queued: one event for all its tasks, in the same round trip.
+// KEYS: run, events, done, active, index. ARGV: max, id, retention s, run.created,
+// tasks.queued, field/value...
 var createScript = redis.NewScript(`
 if redis.call('SCARD', KEYS[4]) >= tonumber(ARGV[1]) then return false end
 redis.call('SADD', KEYS[4], ARGV[2])
-redis.call('HSET', KEYS[1], unpack(ARGV, 5))
+redis.call('HSET', KEYS[1], unpack(ARGV, 6))
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 redis.call('ZADD', KEYS[5], 0, ARGV[2])
-local id = redis.call('XADD', KEYS[2], '*', 'e', ARGV[4])
+redis.call('XADD', KEYS[2], '*', 'e', ARGV[4])
+local id = redis.call('XADD', KEYS[2], '*', 'e', ARGV[5])
 redis.call('EXPIRE', KEYS[2], ARGV[3])
 return id
 `)
@@ -41,8 +44,10 @@ return id
 // ResultWriter would, but in the same round trip.
 // It returns 0 when the end is not counted (counted before, or the run finished), -1 when
 // the run was canceled or interrupted first, 1 when counted, 2 when it ended the run.
+// The script builds run.finished's JSON itself (as Event.JSON would), so that the tasks
+// that do not end the run do not pay for it.
 // KEYS: run, events, done, active, asynq task. ARGV: index, event, failed 0|1, tasks,
-// run.finished event, retention s, wall ms, ended at, efficiency, run id, result ("" for none).
+// ideal ms, retention s, wall ms, ended at, efficiency, run id, result ("" for none).
 var finishScript = redis.NewScript(`
 local status = redis.call('HGET', KEYS[1], 'status')
 if status ~= 'running' then
@@ -56,7 +61,8 @@ if ARGV[11] ~= '' and redis.call('EXISTS', KEYS[5]) == 1 then
 end
 if ARGV[3] == '1' then redis.call('HINCRBY', KEYS[1], 'failed', 1) end
 if redis.call('SCARD', KEYS[3]) < tonumber(ARGV[4]) then return 1 end
-redis.call('XADD', KEYS[2], '*', 'e', ARGV[5])
+redis.call('XADD', KEYS[2], '*', 'e', '{"type":"run.finished","run_id":"' .. ARGV[10] .. '","at":"' .. ARGV[8] ..
+  '","wall_ms":' .. ARGV[7] .. ',"ideal_ms":' .. ARGV[5] .. ',"efficiency":' .. ARGV[9] .. '}')
 redis.call('HSET', KEYS[1], 'status', 'finished', 'ended_at', ARGV[8], 'wall_ms', ARGV[7], 'efficiency', ARGV[9])
 redis.call('SREM', KEYS[4], ARGV[10])
 if redis.call('HGET', KEYS[1], 'pinned') ~= '1' then
@@ -95,12 +101,13 @@ func (s *RunStore) retentionSecs() string {
 	return strconv.FormatInt(int64(s.retention/time.Second), 10)
 }
 
-// Create saves a new run and appends its run.created event, unless maxActive runs are
-// already running across all processes.
+// Create saves a new run and appends its run.created and tasks.queued events, unless
+// maxActive runs are already running across all processes.
 func (s *RunStore) Create(ctx context.Context, r *Run) error {
 	ev := &Event{Type: RunCreated, RunID: r.ID, At: r.CreatedAt, Mode: r.Mode, Tasks: r.Tasks,
 		DelayMS: r.DelayMS, Parallelism: r.Parallelism, Target: r.Target, FailureRate: r.FailureRate}
-	args := []any{s.maxActive, r.ID, s.retentionSecs(), ev.JSON(),
+	queued := &Event{Type: TasksQueued, RunID: r.ID, At: r.CreatedAt, Tasks: r.Tasks}
+	args := []any{s.maxActive, r.ID, s.retentionSecs(), ev.JSON(), queued.JSON(),
 		"id", r.ID, "mode", string(r.Mode), "tasks", r.Tasks, "delay_ms", r.DelayMS,
 		"parallelism", r.Parallelism, "target", r.Target, "failure_rate", r.FailureRate,
 		"status", StatusRunning, "created_at", r.CreatedAt.Format(TimeLayout),
@@ -128,14 +135,13 @@ func (s *RunStore) Finish(ctx context.Context, r RunRef, index int, e *Event, af
 	wall := e.At.Sub(r.CreatedAt.Time)
 	wallMS := ms(wall)
 	eff := Efficiency(r.IdealMS, wallMS)
-	fin := &Event{Type: RunFinished, RunID: r.ID, At: e.At, WallMS: &wallMS, IdealMS: ptr(r.IdealMS), Efficiency: &eff}
 	keys := append(runKeys(r.ID), asynqTaskKey(r.Queue, TaskID(r.ID, index)))
 	var result []byte
 	if r.Queue != "" {
 		result, _ = json.Marshal(TaskResult{Status: e.Status, DurationMS: e.DurationMS, Error: e.Error, Worker: e.Worker})
 	}
-	args := []any{index, e.JSON(), failed, r.Tasks, fin.JSON(), s.retentionSecs(), wallMS,
-		e.At.Format(TimeLayout), eff, r.ID, result}
+	args := []any{index, e.JSON(), failed, r.Tasks, r.IdealMS, s.retentionSecs(), wallMS,
+		e.At.UTC().Format(TimeLayout), eff, r.ID, result}
 	cmds, err := s.app.do(ctx, after, func(p redis.Pipeliner) []redis.Cmder {
 		return []redis.Cmder{finishScript.EvalSha(ctx, p, keys, args...)}
 	})
