@@ -5,6 +5,8 @@ import (
 	"errors"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/taskrace/taskrace/live"
 )
 
 // EventLog is the append-only log of every run's events: one Redis Stream per run, whose
@@ -23,6 +25,23 @@ func (l *EventLog) Append(ctx context.Context, e *Event) error {
 // AppendAfter writes e once the write after is stored, and waits until e is stored.
 func (l *EventLog) AppendAfter(ctx context.Context, e *Event, after *op) error {
 	_, err := l.app.do(ctx, after, l.xadd(e))
+	return err
+}
+
+// AppendEnding writes e with the live record of the attempt's end, in one pipeline, once
+// the write after is stored, and waits until both are stored.
+func (l *EventLog) AppendEnding(ctx context.Context, e *Event, end *live.Ending, after *op) error {
+	if end == nil {
+		return l.AppendAfter(ctx, e, after)
+	}
+	xadd := l.xadd(e)
+	_, err := l.app.do(ctx, after, func(p redis.Pipeliner) []redis.Cmder {
+		return append(xadd(p), p.XAdd(context.Background(), &redis.XAddArgs{Stream: end.Stream, MaxLen: end.MaxLen, Approx: true,
+			Values: []string{"f", end.Data}}))
+	})
+	if err == nil {
+		end.Stored()
+	}
 	return err
 }
 

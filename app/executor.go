@@ -6,6 +6,8 @@ import (
 	"fmt"
 
 	"github.com/hibiken/asynq"
+
+	"github.com/taskrace/taskrace/live"
 )
 
 // ErrInjected is the failure a task's first attempt gets when the plan's failure_rate picks it.
@@ -28,8 +30,10 @@ type Executor struct {
 // Execute runs attempt (0-based) of task t on worker w. On success it records
 // task.finished; on failure task.failed, with retry unless final. It returns only once its
 // events are stored, and returns the task's error (or the error storing its events, or
-// ErrRunEnded when the run ended before the task could).
-func (x *Executor) Execute(ctx context.Context, t TaskPayload, w Worker, attempt int, final bool) error {
+// ErrRunEnded when the run ended before the task could). The live record of the attempt a
+// (nil: none) gets its end in the same round trip as the events; an attempt stopped by its
+// context is left for the caller to end.
+func (x *Executor) Execute(ctx context.Context, t TaskPayload, a *live.Attempt, w Worker, attempt int, final bool) error {
 	idx := t.Index
 	id := TaskID(t.ID, idx)
 	started := x.log.Send(&Event{Type: TaskStarted, RunID: t.ID, Index: &idx, TaskID: id, Worker: &w, At: Now(), Attempt: attempt + 1})
@@ -52,12 +56,19 @@ func (x *Executor) Execute(ctx context.Context, t TaskPayload, w Worker, attempt
 	// contract that a returned handler keeps.
 	bctx := context.WithoutCancel(ctx)
 	e := &Event{RunID: t.ID, Index: &idx, TaskID: id, Worker: &w, At: Now(), Attempt: attempt + 1}
+	var end, revoked *live.Ending
+	if a != nil {
+		end = a.Stage(bctx, err)
+		if err == nil || final {
+			revoked = a.Stage(bctx, ErrRunEnded)
+		}
+	}
 	if err == nil {
 		e.Type = TaskFinished
 		e.DurationMS = ptr(ms(res.Duration))
 		x.metrics.TaskDuration.Observe(res.Duration.Seconds())
 		e.Status = res.Status
-		_, ferr := x.store.Finish(bctx, t.RunRef, idx, e, started)
+		_, ferr := x.store.Finish(bctx, t.RunRef, idx, e, started, end, revoked)
 		return ferr
 	}
 	e.Type = TaskFailed
@@ -65,12 +76,12 @@ func (x *Executor) Execute(ctx context.Context, t TaskPayload, w Worker, attempt
 	e.Status = res.Status
 	e.Retry = ptr(!final)
 	if !final {
-		if aerr := x.log.AppendAfter(bctx, e, started); aerr != nil {
+		if aerr := x.log.AppendEnding(bctx, e, end, started); aerr != nil {
 			return aerr
 		}
 		return err
 	}
-	if _, ferr := x.store.Finish(bctx, t.RunRef, idx, e, started); ferr != nil {
+	if _, ferr := x.store.Finish(bctx, t.RunRef, idx, e, started, end, revoked); ferr != nil {
 		return ferr
 	}
 	return err

@@ -392,7 +392,7 @@ func (l *Launcher) runTask(ctx context.Context, t TaskPayload, w Worker) {
 	for attempt := 0; ; attempt++ {
 		info.Attempt = attempt + 1
 		a := l.c.Recorder.Start(info)
-		err := l.c.Executor.Execute(ctx, t, w, attempt, attempt >= max)
+		err := l.c.Executor.Execute(ctx, t, a, w, attempt, attempt >= max)
 		if err != nil && ctx.Err() != nil {
 			err = ErrRunEnded // a local run's context ends only with the run
 		}

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/taskrace/taskrace/live"
 )
 
 // RunStore keeps run records in Redis: one hash per run, an index ordered by ID, the set of
@@ -46,10 +48,17 @@ return id
 // the run was canceled or interrupted first, 1 when counted, 2 when it ended the run.
 // The script builds run.finished's JSON itself (as Event.JSON would), so that the tasks
 // that do not end the run do not pay for it.
-// KEYS: run, events, done, active, asynq task. ARGV: index, event, failed 0|1, tasks,
-// ideal ms, retention s, wall ms, ended at, efficiency, run id, result ("" for none).
+// The attempt's live fact is written in the same script: the one that says how it ended
+// when the run still counts it (or counted it before), the one that says it was revoked when
+// the run had ended first; "" for none.
+// KEYS: run, events, done, active, asynq task, live facts. ARGV: index, event, failed 0|1,
+// tasks, ideal ms, retention s, wall ms, ended at, efficiency, run id, result ("" for none),
+// facts cap, fact if counted, fact if the run ended first.
 var finishScript = redis.NewScript(`
 local status = redis.call('HGET', KEYS[1], 'status')
+local fact = ARGV[13]
+if status ~= 'running' and status ~= 'finished' then fact = ARGV[14] end
+if fact ~= '' then redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[12], '*', 'f', fact) end
 if status ~= 'running' then
   if status == 'finished' then return 0 end
   return -1
@@ -126,8 +135,10 @@ func (s *RunStore) Create(ctx context.Context, r *Run) error {
 // Finish records the end of task index of run r (failed or not) with event e. When it ends
 // the run's last task, it appends run.finished too. It reports whether it ended the run,
 // and ErrRunEnded when the run was canceled or interrupted first (nothing is recorded then).
-// It is stored after the write after (nil for none): the task's task.started.
-func (s *RunStore) Finish(ctx context.Context, r RunRef, index int, e *Event, after *op) (bool, error) {
+// It is stored after the write after (nil for none): the task's task.started. The live
+// record of the attempt's end is stored in the same round trip: end when the run counts it,
+// revoked when the run had ended first (nil, nil: none).
+func (s *RunStore) Finish(ctx context.Context, r RunRef, index int, e *Event, after *op, end, revoked *live.Ending) (bool, error) {
 	failed := "0"
 	if e.Type == TaskFailed {
 		failed = "1"
@@ -135,13 +146,18 @@ func (s *RunStore) Finish(ctx context.Context, r RunRef, index int, e *Event, af
 	wall := e.At.Sub(r.CreatedAt.Time)
 	wallMS := ms(wall)
 	eff := Efficiency(r.IdealMS, wallMS)
-	keys := append(runKeys(r.ID), asynqTaskKey(r.Queue, TaskID(r.ID, index)))
+	keys := append(runKeys(r.ID), asynqTaskKey(r.Queue, TaskID(r.ID, index)), keyPrefix+"no-live-facts")
+	var maxLen int64
+	var counted, refused string
+	if end != nil && revoked != nil {
+		keys[len(keys)-1], maxLen, counted, refused = end.Stream, end.MaxLen, end.Data, revoked.Data
+	}
 	var result []byte
 	if r.Queue != "" {
 		result, _ = json.Marshal(TaskResult{Status: e.Status, DurationMS: e.DurationMS, Error: e.Error, Worker: e.Worker})
 	}
 	args := []any{index, e.JSON(), failed, r.Tasks, r.IdealMS, s.retentionSecs(), wallMS,
-		e.At.UTC().Format(TimeLayout), eff, r.ID, result}
+		e.At.UTC().Format(TimeLayout), eff, r.ID, result, maxLen, counted, refused}
 	cmds, err := s.app.do(ctx, after, func(p redis.Pipeliner) []redis.Cmder {
 		return []redis.Cmder{finishScript.EvalSha(ctx, p, keys, args...)}
 	})
@@ -149,6 +165,13 @@ func (s *RunStore) Finish(ctx context.Context, r RunRef, index int, e *Event, af
 		return false, err
 	}
 	n, _ := cmds[0].(*redis.Cmd).Int()
+	if end != nil && revoked != nil {
+		if n == -1 {
+			revoked.Stored()
+		} else {
+			end.Stored()
+		}
+	}
 	switch n {
 	case 2:
 		s.metrics.runEnded(r.Mode, StatusFinished, wallMS)

@@ -651,6 +651,9 @@ func (ix *index) str(s string) string {
 func (ix *index) apply(f *Fact) string {
 	k := taskKey{f.Queue, f.TaskID}
 	t := ix.byKey[k]
+	if t != nil && f.Kind == KindStarted && t.has(f) {
+		return t.State // its end came first (staged by the application, best-effort)
+	}
 	if t == nil || (f.Kind != KindCanceled && f.Attempt == 1 && taskstate.Ended(t.State) && len(t.History) > 0 &&
 		(f.Kind == KindStarted || t.open(1) == nil)) {
 		// A first attempt after the task ended is a new task under a reused ID (its end alone,
@@ -718,6 +721,17 @@ func (ix *index) apply(f *Fact) string {
 	}
 	t.settle()
 	return t.State
+}
+
+// has reports whether the task holds the attempt that the started fact f starts.
+func (t *Task) has(f *Fact) bool {
+	for i := range t.History {
+		if a := &t.History[i]; a.Number == f.Attempt && a.StartedAt.Equal(f.At) && a.Worker.PID == f.Worker.PID &&
+			a.Worker.Slot == f.Worker.Slot && a.Worker.Host == f.Worker.Host {
+			return true
+		}
+	}
+	return false
 }
 
 // insert adds an attempt in order of number (after those of the same number).

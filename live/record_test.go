@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/taskrace/taskrace/live"
 	"github.com/taskrace/taskrace/live/taskstate"
@@ -605,4 +606,69 @@ func TestCanceled(t *testing.T) {
 		t.Errorf("state:canceled selects %d tasks, want 6: %v", p.Total, ids(p))
 	}
 	open["running"].End(ctx, nil)
+}
+
+// An application stores a staged end in its own round trip: the attempt is then ended once
+// (End does nothing more), counted once, and reads as the staged end says; an end staged and
+// never stored leaves End to record it.
+func TestStagedEnding(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	rec := e.recorder(live.Options{Durable: true})
+	ctx := t.Context()
+	info := func(id string) live.Info {
+		return live.Info{Queue: "st", ID: id, Type: "staged", Attempt: 1, MaxRetry: 0}
+	}
+
+	a := rec.Start(info("stored"))
+	ok := a.Stage(ctx, nil)
+	revoked := a.Stage(ctx, fmt.Errorf("gone: %w", asynq.RevokeTask))
+	if ok.Stream != revoked.Stream || ok.MaxLen != live.DefaultMaxEvents || ok.Data == revoked.Data {
+		t.Fatalf("staged ends: %+v and %+v", ok, revoked)
+	}
+	// The application's own round trip: its write and the staged end, together.
+	p := e.rdb.TxPipeline()
+	p.Set(ctx, "app:record", "revoked", 0)
+	p.XAdd(ctx, &redis.XAddArgs{Stream: revoked.Stream, MaxLen: revoked.MaxLen, Approx: true, Values: []string{"f", revoked.Data}})
+	if _, err := p.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	revoked.Stored()
+	ok.Stored() // the other outcome: too late, the attempt has ended
+	if err := a.End(ctx, errors.New("not recorded")); err != nil {
+		t.Fatal(err)
+	}
+
+	b := rec.Start(info("left"))
+	b.Stage(ctx, nil) // never stored: End records the attempt
+	if err := b.End(ctx, errors.New("boom")); err != nil {
+		t.Fatal(err)
+	}
+	if err := rec.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.reader.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[string][2]string{"stored": {taskstate.Canceled, live.ExitRevoked}, "left": {taskstate.Failed, live.ExitError}} {
+		task, err := e.reader.Task(ctx, "st", id, 0)
+		if err != nil {
+			t.Fatalf("%s: %v", id, err)
+		}
+		if task.State != want[0] || task.Exit != want[1] || len(task.History) != 1 {
+			t.Errorf("%s: %s, exit %s, %d attempts; want %s, exit %s, 1 attempt", id, task.State, task.Exit, len(task.History), want[0], want[1])
+		}
+	}
+	n, err := e.rdb.XLen(ctx, revoked.Stream).Result()
+	if err != nil || n != 4 { // a start and an end each: Stage waits for the start to be stored
+		t.Errorf("%d facts stored (%v), want 4", n, err)
+	}
+	st, err := e.reader.Totals(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Types) != 1 || st.Types[0].Started != 2 || st.Types[0].Ended[live.ExitRevoked] != 1 || st.Types[0].Ended[live.ExitError] != 1 ||
+		st.Types[0].Ended[live.ExitSuccess] != 0 {
+		t.Errorf("aggregates %+v: want 2 started, 1 revoked, 1 error", st.Types)
+	}
 }

@@ -170,6 +170,7 @@ type Attempt struct {
 	fact    Fact // the started fact, copied into the ended one
 	slot    int  // the slot handed out, or -1
 	started time.Time
+	stored  chan error // Durable: the started fact's write
 	result  atomic.Pointer[[]byte]
 	ended   atomic.Bool
 }
@@ -194,7 +195,10 @@ func (r *Recorder) Start(info Info) *Attempt {
 		EnqueuedAt: utcMicro(info.EnqueuedAt)}
 	f := a.fact
 	f.Payload = clip(info.Payload, r.opts.PayloadBytes)
-	r.w.send(&f, false)
+	if r.opts.Durable {
+		a.stored = make(chan error, 1)
+	}
+	r.w.start(&f, a.stored)
 	return a
 }
 
@@ -207,10 +211,17 @@ func (a *Attempt) End(ctx context.Context, err error) error {
 		return nil
 	}
 	r := a.r
-	now := r.now()
 	if a.slot >= 0 {
 		r.slots.give(a.slot)
 	}
+	f := a.ending(ctx, err)
+	return r.w.send(&f, r.opts.Durable)
+}
+
+// ending is the ended fact of the attempt, had it ended now with err.
+func (a *Attempt) ending(ctx context.Context, err error) Fact {
+	r := a.r
+	now := r.now()
 	f := a.fact
 	f.Kind, f.At, f.StartedAt = KindEnded, now.UTC().Truncate(time.Microsecond), f.At
 	f.DurationMS = float64(now.Sub(a.started).Microseconds()) / 1000
@@ -221,7 +232,48 @@ func (a *Attempt) End(ctx context.Context, err error) error {
 	if res := a.result.Load(); res != nil {
 		f.Result = clip(*res, r.opts.ResultBytes)
 	}
-	return r.w.send(&f, r.opts.Durable)
+	return f
+}
+
+// Ending is how an attempt ended, for an application to store itself, in a round trip of
+// its own writes to the same Redis: one round trip instead of two, and the application's
+// record and this one can never disagree on whether the end was stored. Store it as
+// XADD <Stream> MAXLEN ~ <MaxLen> * f <Data>, then call Stored.
+type Ending struct {
+	a    *Attempt
+	fact Fact
+	// Stream is the key of the stream of facts, MaxLen its cap, Data the fact, the value of
+	// the entry's field "f".
+	Stream string
+	MaxLen int64
+	Data   string
+}
+
+// Stage prepares the record of the attempt's end, as End would record it with err, without
+// writing it. It returns once the attempt's started fact is stored (with Durable), so that
+// the end follows its start in the stream. An application may stage several ends (one for
+// each outcome its own write may decide) and store one; an Ending never Stored leaves the
+// attempt open, and End still records it.
+func (a *Attempt) Stage(ctx context.Context, err error) *Ending {
+	if a.stored != nil {
+		<-a.stored // written by the recorder's writer within its write timeout
+		a.stored = nil
+	}
+	f := a.ending(ctx, err)
+	return &Ending{a: a, fact: f, Stream: a.r.keys.facts(), MaxLen: a.r.opts.MaxEvents, Data: string(encodeFact(&f))}
+}
+
+// Stored says that the application stored e: the attempt has ended (a later End or Stored
+// does nothing), its slot is free, and its end counts in the aggregates.
+func (e *Ending) Stored() {
+	a := e.a
+	if !a.ended.CompareAndSwap(false, true) {
+		return
+	}
+	if a.slot >= 0 {
+		a.r.slots.give(a.slot)
+	}
+	a.r.w.counted(&e.fact)
 }
 
 // Canceled records that tasks were stopped from outside before they ended: deleted from

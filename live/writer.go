@@ -34,8 +34,9 @@ type writer struct {
 }
 
 type pending struct {
-	fact   *Fact      // nil: a flush of the aggregates
-	stored chan error // nil: nobody waits
+	fact    *Fact      // nil: a flush of the aggregates
+	stored  chan error // nil: nobody waits
+	counted bool       // stored by the application (see Ending): only its aggregates are left
 }
 
 // What best-effort batches gather before they go (a bound on what a crash loses), and how
@@ -73,6 +74,29 @@ func (w *writer) send(f *Fact, wait bool) error {
 		return errClosed
 	}
 	return <-p.stored
+}
+
+// start queues a started fact without waiting; stored, if not nil, gets the write's outcome.
+// Best-effort (no stored), a full buffer drops it.
+func (w *writer) start(f *Fact, stored chan error) {
+	if stored == nil {
+		w.send(f, false)
+		return
+	}
+	select {
+	case w.in <- &pending{fact: f, stored: stored}:
+	case <-w.stop:
+		stored <- errClosed
+	}
+}
+
+// counted queues the aggregates of a fact the application stored (see Ending).
+func (w *writer) counted(f *Fact) {
+	select {
+	case w.in <- &pending{fact: f, counted: true}:
+	default:
+		w.dropped.Add(1)
+	}
 }
 
 // queue queues f, waiting for room rather than dropping it, without waiting for it to be
@@ -207,7 +231,7 @@ func (w *writer) write(batch []*pending, aggregates bool) {
 	}
 	var endedHere map[attemptID]*Fact
 	for _, p := range batch {
-		if f := p.fact; f != nil && f.Kind == KindEnded {
+		if f := p.fact; f != nil && f.Kind == KindEnded && !p.counted {
 			if endedHere == nil {
 				endedHere = map[attemptID]*Fact{}
 			}
@@ -219,7 +243,7 @@ func (w *writer) write(batch []*pending, aggregates bool) {
 	pipe := w.rdb.Pipeline()
 	for _, p := range batch {
 		f := p.fact
-		if f == nil {
+		if f == nil || p.counted {
 			continue
 		}
 		if f.Kind == KindStarted {
@@ -259,7 +283,7 @@ func (w *writer) write(batch []*pending, aggregates bool) {
 	if err != nil {
 		lost := 0
 		for _, p := range batch {
-			if p.stored == nil && p.fact != nil {
+			if p.stored == nil && p.fact != nil && !p.counted {
 				lost++
 			}
 		}

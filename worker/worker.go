@@ -131,10 +131,11 @@ func (w *Worker) handleFetch(ctx context.Context, t *asynq.Task) error {
 	attempt, _ := asynq.GetRetryCount(ctx)
 	maxRetry, _ := asynq.GetMaxRetry(ctx)
 	slot := 0
-	if a, ok := live.AttemptFrom(ctx); ok {
+	a, ok := live.AttemptFrom(ctx)
+	if ok {
 		slot = a.Worker().Slot
 	}
-	err = w.core.Executor.Execute(ctx, p, w.core.Worker(slot), attempt, attempt >= maxRetry)
+	err = w.core.Executor.Execute(ctx, p, a, w.core.Worker(slot), attempt, attempt >= maxRetry)
 	if err != nil && ctx.Err() != nil {
 		// Canceled: if the run was canceled there is nothing left to do.
 		if r, gerr := w.core.Runs.Get(context.WithoutCancel(ctx), p.ID); gerr == nil && r.Ended() {
