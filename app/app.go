@@ -102,7 +102,8 @@ type Core struct {
 	Metrics  *Metrics
 	Logger   *slog.Logger
 	// Recorder records every attempt of this process's tasks in the live record (GET
-	// /api/tasks), durably: the worker through its middleware, local runs directly.
+	// /api/tasks), durably: the worker through its middleware, local runs directly. The
+	// Executor stores each attempt's facts with its run events, in the same round trips.
 	Recorder *live.Recorder
 
 	app      *appender
@@ -114,7 +115,7 @@ func NewCore(cfg Config, r *Redis, logger *slog.Logger) *Core {
 	host, _ := os.Hostname()
 	c := &Core{Config: cfg, Redis: r, ProcID: NewRunID(), Host: host, PID: os.Getpid(), Logger: logger}
 	c.Metrics = newMetrics()
-	rec, err := live.NewRecorder(r.Opt, live.Options{Durable: true, Host: host, Logger: logger})
+	rec, err := live.NewRecorder(r.Opt, live.Options{Durable: true, StagedStarts: true, Host: host, Logger: logger})
 	if err != nil {
 		panic("app: " + err.Error()) // OpenRedis made a go-redis client of the same option
 	}

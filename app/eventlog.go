@@ -36,8 +36,7 @@ func (l *EventLog) AppendEnding(ctx context.Context, e *Event, end *live.Ending,
 	}
 	xadd := l.xadd(e)
 	_, err := l.app.do(ctx, after, func(p redis.Pipeliner) []redis.Cmder {
-		return append(xadd(p), p.XAdd(context.Background(), &redis.XAddArgs{Stream: end.Stream, MaxLen: end.MaxLen, Approx: true,
-			Values: []string{"f", end.Data}}))
+		return append(xadd(p), liveXAdd(p, end))
 	})
 	if err == nil {
 		end.Stored()
@@ -47,6 +46,33 @@ func (l *EventLog) AppendEnding(ctx context.Context, e *Event, end *live.Ending,
 
 // Send writes e without waiting. The returned op orders a later write after it.
 func (l *EventLog) Send(e *Event) *op { return l.app.send(l.xadd(e)) }
+
+// SendStarting writes e with the live record of the attempt's start (nil: none), in one
+// pipeline, without waiting. The returned op orders a later write after both.
+func (l *EventLog) SendStarting(e *Event, start *live.Ending) *op {
+	if start == nil {
+		return l.Send(e)
+	}
+	xadd := l.xadd(e)
+	return l.app.send(func(p redis.Pipeliner) []redis.Cmder {
+		return append(xadd(p), liveXAdd(p, start))
+	})
+}
+
+// started tells the live record that the start sent with op is stored, once it is.
+func started(o *op, start *live.Ending) {
+	if start == nil {
+		return
+	}
+	<-o.stored // stored already when a write after it was
+	if o.err == nil {
+		start.Stored()
+	}
+}
+
+func liveXAdd(p redis.Pipeliner, f *live.Ending) redis.Cmder {
+	return p.XAdd(context.Background(), &redis.XAddArgs{Stream: f.Stream, MaxLen: f.MaxLen, Approx: true, Values: []string{"f", f.Data}})
+}
 
 // AppendAll writes events in one pipeline and waits.
 func (l *EventLog) AppendAll(ctx context.Context, events []*Event) error {

@@ -36,7 +36,12 @@ type Executor struct {
 func (x *Executor) Execute(ctx context.Context, t TaskPayload, a *live.Attempt, w Worker, attempt int, final bool) error {
 	idx := t.Index
 	id := TaskID(t.ID, idx)
-	started := x.log.Send(&Event{Type: TaskStarted, RunID: t.ID, Index: &idx, TaskID: id, Worker: &w, At: Now(), Attempt: attempt + 1})
+	var start *live.Ending
+	if a != nil {
+		start = a.StageStart()
+	}
+	sent := x.log.SendStarting(&Event{Type: TaskStarted, RunID: t.ID, Index: &idx, TaskID: id, Worker: &w, At: Now(), Attempt: attempt + 1}, start)
+	defer started(sent, start)
 
 	if attempt == 0 {
 		x.metrics.QueueWait.Observe(Now().Sub(t.CreatedAt.Time).Seconds())
@@ -68,7 +73,7 @@ func (x *Executor) Execute(ctx context.Context, t TaskPayload, a *live.Attempt, 
 		e.DurationMS = ptr(ms(res.Duration))
 		x.metrics.TaskDuration.Observe(res.Duration.Seconds())
 		e.Status = res.Status
-		_, ferr := x.store.Finish(bctx, t.RunRef, idx, e, started, end, revoked)
+		_, ferr := x.store.Finish(bctx, t.RunRef, idx, e, sent, end, revoked)
 		return ferr
 	}
 	e.Type = TaskFailed
@@ -76,12 +81,12 @@ func (x *Executor) Execute(ctx context.Context, t TaskPayload, a *live.Attempt, 
 	e.Status = res.Status
 	e.Retry = ptr(!final)
 	if !final {
-		if aerr := x.log.AppendEnding(bctx, e, end, started); aerr != nil {
+		if aerr := x.log.AppendEnding(bctx, e, end, sent); aerr != nil {
 			return aerr
 		}
 		return err
 	}
-	if _, ferr := x.store.Finish(bctx, t.RunRef, idx, e, started, end, revoked); ferr != nil {
+	if _, ferr := x.store.Finish(bctx, t.RunRef, idx, e, sent, end, revoked); ferr != nil {
 		return ferr
 	}
 	return err

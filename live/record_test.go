@@ -672,3 +672,54 @@ func TestStagedEnding(t *testing.T) {
 		t.Errorf("aggregates %+v: want 2 started, 1 revoked, 1 error", st.Types)
 	}
 }
+
+// With StagedStarts the handler stores each start itself; a start it never stored is
+// written with the attempt's end. Each start is stored and counted once.
+func TestStagedStarts(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	rec := e.recorder(live.Options{Durable: true, StagedStarts: true})
+	ctx := t.Context()
+	info := func(id string) live.Info { return live.Info{Queue: "ss", ID: id, Type: "staged", Attempt: 1} }
+
+	a := rec.Start(info("staged"))
+	start := a.StageStart()
+	if err := e.rdb.XAdd(ctx, &redis.XAddArgs{Stream: start.Stream, Values: []string{"f", start.Data}}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	start.Stored()
+	start.Stored()
+	if err := e.reader.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if task, err := e.reader.Task(ctx, "ss", "staged", 0); err != nil || task.State != taskstate.Running {
+		t.Fatalf("after its staged start: %+v, %v; want running", task, err)
+	}
+	if err := a.End(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	b := rec.Start(info("unstaged"))
+	b.StageStart() // never stored
+	if err := b.End(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := rec.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.reader.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"staged", "unstaged"} {
+		task, err := e.reader.Task(ctx, "ss", id, 0)
+		if err != nil || task.State != taskstate.Done || len(task.History) != 1 || task.StartedAt.IsZero() {
+			t.Errorf("%s: %+v, %v; want done after one attempt with its start", id, task, err)
+		}
+	}
+	st, err := e.reader.Totals(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Types) != 1 || st.Types[0].Started != 2 || st.Types[0].Succeeded != 2 {
+		t.Errorf("aggregates %+v: want 2 started, 2 succeeded", st.Types)
+	}
+}

@@ -28,6 +28,11 @@ type Options struct {
 	// in the background and a crash loses at most the facts not yet written: those of the
 	// last round trip to Redis, and never more than Buffer.
 	Durable bool
+	// StagedStarts leaves each attempt's started fact to the handler, which stores it in a
+	// write of its own (Attempt.StageStart), in the round trip of its own record of the start:
+	// then nothing waits for the recorder's writer. An attempt whose start was not stored by
+	// the time it ends has it written with its end.
+	StagedStarts bool
 	// Buffer is how many facts may wait to be written (default 10,000). Best-effort, a fact
 	// that finds the buffer full is dropped (see Dropped) rather than slow the handler;
 	// Durable, the handler waits for room.
@@ -173,6 +178,10 @@ type Attempt struct {
 	stored  chan error // Durable: the started fact's write
 	result  atomic.Pointer[[]byte]
 	ended   atomic.Bool
+
+	// StagedStarts: the started fact, until the handler has it stored.
+	unstarted   *Fact
+	startStored atomic.Bool
 }
 
 type attemptKey struct{}
@@ -195,11 +204,25 @@ func (r *Recorder) Start(info Info) *Attempt {
 		EnqueuedAt: utcMicro(info.EnqueuedAt)}
 	f := a.fact
 	f.Payload = clip(info.Payload, r.opts.PayloadBytes)
+	if r.opts.StagedStarts {
+		a.unstarted = &f
+		return a
+	}
 	if r.opts.Durable {
 		a.stored = make(chan error, 1)
 	}
 	r.w.start(&f, a.stored)
 	return a
+}
+
+// StageStart prepares the attempt's started fact for the handler to store itself (see
+// Options.StagedStarts and Ending); nil when the recorder writes starts itself.
+func (a *Attempt) StageStart() *Ending {
+	f := a.unstarted
+	if f == nil {
+		return nil
+	}
+	return &Ending{a: a, fact: *f, Stream: a.r.keys.facts(), MaxLen: a.r.opts.MaxEvents, Data: string(encodeFact(f))}
 }
 
 // End records how the attempt ended: err is what the handler returned, read as asynq's
@@ -213,6 +236,9 @@ func (a *Attempt) End(ctx context.Context, err error) error {
 	r := a.r
 	if a.slot >= 0 {
 		r.slots.give(a.slot)
+	}
+	if a.unstarted != nil && !a.startStored.Load() {
+		r.w.send(a.unstarted, false) // written with its end, in one batch or just before it
 	}
 	f := a.ending(ctx, err)
 	return r.w.send(&f, r.opts.Durable)
@@ -235,10 +261,11 @@ func (a *Attempt) ending(ctx context.Context, err error) Fact {
 	return f
 }
 
-// Ending is how an attempt ended, for an application to store itself, in a round trip of
-// its own writes to the same Redis: one round trip instead of two, and the application's
-// record and this one can never disagree on whether the end was stored. Store it as
-// XADD <Stream> MAXLEN ~ <MaxLen> * f <Data>, then call Stored.
+// Ending is how an attempt ended (or, from StageStart, that it started), for an application
+// to store itself, in a round trip of its own writes to the same Redis: one round trip
+// instead of two, and the application's record and this one can never disagree on whether
+// the end was stored. Store it as XADD <Stream> MAXLEN ~ <MaxLen> * f <Data>, then call
+// Stored.
 type Ending struct {
 	a    *Attempt
 	fact Fact
@@ -264,9 +291,16 @@ func (a *Attempt) Stage(ctx context.Context, err error) *Ending {
 }
 
 // Stored says that the application stored e: the attempt has ended (a later End or Stored
-// does nothing), its slot is free, and its end counts in the aggregates.
+// does nothing), its slot is free, and its end counts in the aggregates; or, for a start,
+// that it started.
 func (e *Ending) Stored() {
 	a := e.a
+	if e.fact.Kind == KindStarted {
+		if a.startStored.CompareAndSwap(false, true) {
+			a.r.w.counted(&e.fact)
+		}
+		return
+	}
 	if !a.ended.CompareAndSwap(false, true) {
 		return
 	}
