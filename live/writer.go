@@ -29,14 +29,15 @@ type writer struct {
 
 	// Aggregates counted and not yet written, by minute and field; written with a batch of
 	// facts at most every aggregateEvery, so that their cost does not grow with the rate.
+	// Under countsMu: the facts an application stores itself are counted by its handlers.
+	countsMu  sync.Mutex
 	counts    map[int64]map[count]int64
 	countedAt time.Time
 }
 
 type pending struct {
-	fact    *Fact      // nil: a flush of the aggregates
-	stored  chan error // nil: nobody waits
-	counted bool       // stored by the application (see Ending): only its aggregates are left
+	fact   *Fact      // nil: a flush of the aggregates
+	stored chan error // nil: nobody waits
 }
 
 // What best-effort batches gather before they go (a bound on what a crash loses), and how
@@ -90,13 +91,29 @@ func (w *writer) start(f *Fact, stored chan error) {
 	}
 }
 
-// counted queues the aggregates of a fact the application stored (see Ending).
+// counted counts the aggregates of a fact the application stored (see Ending), to be
+// written with the next batch: it wakes no writer.
 func (w *writer) counted(f *Fact) {
-	select {
-	case w.in <- &pending{fact: f, counted: true}:
-	default:
-		w.dropped.Add(1)
+	w.countsMu.Lock()
+	w.tally(f)
+	w.countsMu.Unlock()
+}
+
+func (w *writer) countedSince() time.Duration {
+	w.countsMu.Lock()
+	defer w.countsMu.Unlock()
+	return time.Since(w.countedAt)
+}
+
+// tally counts f in the aggregates of its minute; under countsMu.
+func (w *writer) tally(f *Fact) {
+	m := f.At.Unix() / 60
+	c := w.counts[m]
+	if c == nil {
+		c = map[count]int64{}
+		w.counts[m] = c
 	}
+	tally(c, f)
 }
 
 // queue queues f, waiting for room rather than dropping it, without waiting for it to be
@@ -183,7 +200,7 @@ func (w *writer) loop() {
 		for _, p := range batch {
 			flush = flush || p.fact == nil
 		}
-		w.write(batch, flush || time.Since(w.countedAt) >= aggregateEvery)
+		w.write(batch, flush || w.countedSince() >= aggregateEvery)
 		idle.Reset(aggregateEvery)
 	}
 }
@@ -216,22 +233,22 @@ type attemptID struct {
 // carries its start.
 func (w *writer) write(batch []*pending, aggregates bool) {
 	facts := 0
+	w.countsMu.Lock()
 	for _, p := range batch {
 		if p.fact == nil {
 			continue
 		}
 		facts++
-		m := p.fact.At.Unix() / 60
-		c := w.counts[m]
-		if c == nil {
-			c = map[count]int64{}
-			w.counts[m] = c
-		}
-		tally(c, p.fact)
+		w.tally(p.fact)
 	}
+	var counts map[int64]map[count]int64
+	if aggregates && len(w.counts) > 0 {
+		counts, w.counts, w.countedAt = w.counts, map[int64]map[count]int64{}, time.Now()
+	}
+	w.countsMu.Unlock()
 	var endedHere map[attemptID]*Fact
 	for _, p := range batch {
-		if f := p.fact; f != nil && f.Kind == KindEnded && !p.counted {
+		if f := p.fact; f != nil && f.Kind == KindEnded {
 			if endedHere == nil {
 				endedHere = map[attemptID]*Fact{}
 			}
@@ -243,7 +260,7 @@ func (w *writer) write(batch []*pending, aggregates bool) {
 	pipe := w.rdb.Pipeline()
 	for _, p := range batch {
 		f := p.fact
-		if f == nil || p.counted {
+		if f == nil {
 			continue
 		}
 		if f.Kind == KindStarted {
@@ -255,9 +272,9 @@ func (w *writer) write(batch []*pending, aggregates bool) {
 		pipe.XAdd(ctx, &redis.XAddArgs{Stream: w.keys.facts(), MaxLen: w.maxEvents, Approx: true,
 			Values: []string{"f", string(encodeFact(f))}})
 	}
-	if aggregates && len(w.counts) > 0 {
+	if counts != nil {
 		totals := map[string]int64{}
-		for m, c := range w.counts {
+		for m, c := range counts {
 			key := w.keys.minute(m)
 			for k, n := range c {
 				field := k.field()
@@ -269,7 +286,6 @@ func (w *writer) write(batch []*pending, aggregates bool) {
 		for field, n := range totals {
 			pipe.HIncrBy(ctx, w.keys.totals(), field, n)
 		}
-		w.counts, w.countedAt = map[int64]map[count]int64{}, time.Now()
 	}
 	var err error
 	if pipe.Len() > 0 {
@@ -283,7 +299,7 @@ func (w *writer) write(batch []*pending, aggregates bool) {
 	if err != nil {
 		lost := 0
 		for _, p := range batch {
-			if p.stored == nil && p.fact != nil && !p.counted {
+			if p.stored == nil && p.fact != nil {
 				lost++
 			}
 		}
