@@ -86,8 +86,9 @@ func (s *Server) registerTasks() {
 		Path:        "/api/tasks/{queue}/{id}",
 		Tags:        []string{"tasks"},
 		Summary:     "Get a recorded task with its attempts",
-		Description: "Tasks are keyed by queue and ID, and execution: asynq IDs are unique per queue only, and an ID can be enqueued again once its task is gone. Escape a / in either as %2F.",
-		Errors:      []int{http.StatusNotFound, http.StatusServiceUnavailable},
+		Description: "Tasks are keyed by queue and ID, and execution: asynq IDs are unique per queue only, and an ID can be enqueued again once its task is gone. Escape a / in either as %2F. " +
+			"taskrace's own tasks are here too, with the state their run shows: a distributed one under its asynq queue (taskrace by default), a sequential or concurrent one under taskrace:sequential or taskrace:concurrent, with the ID <run ID>.<index>; GET /api/tasks/{task_id} answers for the same task from its run's record.",
+		Errors: []int{http.StatusNotFound, http.StatusServiceUnavailable},
 	}, s.getRecordedTask)
 
 	register(s, restricted, huma.Operation{
