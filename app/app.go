@@ -10,6 +10,7 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
+	"github.com/taskrace/taskrace/live"
 	"github.com/taskrace/taskrace/live/wake"
 )
 
@@ -103,6 +104,10 @@ type Core struct {
 	Launcher    *Launcher
 	Metrics     *Metrics
 	Logger      *slog.Logger
+	// Recorder records every attempt of this process's tasks in the live record (GET
+	// /api/tasks), durably: the worker through its middleware, local runs directly. The
+	// Executor stores each attempt's facts with its run events, in the same round trips.
+	Recorder *live.Recorder
 
 	app      *appender
 	stopOnce sync.Once
@@ -113,9 +118,15 @@ func NewCore(cfg Config, r *Redis, logger *slog.Logger) *Core {
 	host, _ := os.Hostname()
 	c := &Core{Config: cfg, Redis: r, ProcID: NewRunID(), Host: host, PID: os.Getpid(), Logger: logger}
 	c.Metrics = newMetrics()
+	rec, err := live.NewRecorder(r.Opt, live.Options{Durable: true, StagedStarts: true, Host: host, Logger: logger})
+	if err != nil {
+		panic("app: " + err.Error()) // OpenRedis made a go-redis client of the same option
+	}
+	c.Recorder = rec
 	c.app = newAppender(r.Client, storeScripts...)
 	c.Log = &EventLog{rdb: r.Client, app: c.app}
-	c.Runs = &RunStore{rdb: r.Client, app: c.app, retention: cfg.RunRetention, maxActive: cfg.MaxActiveRuns, metrics: c.Metrics}
+	c.Runs = &RunStore{rdb: r.Client, app: c.app, retention: cfg.RunRetention, maxActive: cfg.MaxActiveRuns, metrics: c.Metrics,
+		ended: c.cancelTasks}
 	c.Sessions = NewSessions(r.Client)
 	c.Fetcher = NewFetcher(cfg.BuiltinURL, cfg.Limits.Allowlist)
 	c.Executor = &Executor{log: c.Log, store: c.Runs, fetch: c.Fetcher, metrics: c.Metrics}
@@ -138,6 +149,7 @@ func (c *Core) Shutdown(ctx context.Context) {
 		c.Launcher.shutdown(ctx)
 		c.Feed.shutdown()
 		c.app.close()
+		c.Recorder.Close()
 		c.Fetcher.Close()
 	})
 }
@@ -145,4 +157,29 @@ func (c *Core) Shutdown(ctx context.Context) {
 // Worker returns the identity of slot in this process.
 func (c *Core) Worker(slot int) Worker {
 	return Worker{Host: c.Host, PID: c.PID, Slot: slot, Proc: c.ProcID}
+}
+
+// cancelTasks records in the live record that the tasks of run r its end stopped are
+// canceled: those its projection reads canceled, which had not ended when it ended.
+func (c *Core) cancelTasks(ctx context.Context, r RunRef) {
+	run, err := c.Runs.Get(ctx, r.ID)
+	var evs []*Event
+	if err == nil {
+		evs, err = c.Log.ReadAll(ctx, r.ID)
+	}
+	if err != nil {
+		c.Logger.WarnContext(ctx, "cannot record a stopped run's tasks as canceled", "run", r.ID, "err", err)
+		return
+	}
+	p := Project(run, evs, time.Time{}, nil)
+	queue := c.Config.TaskQueue(run.Mode)
+	var stopped []live.Info
+	for _, t := range p.Tasks {
+		if t.State == TaskStateCanceled {
+			stopped = append(stopped, live.Info{Queue: queue, ID: t.ID, Type: TypeFetch})
+		}
+	}
+	if err := c.Recorder.Canceled(ctx, stopped...); err != nil {
+		c.Logger.WarnContext(ctx, "cannot record a stopped run's tasks as canceled", "run", r.ID, "err", err)
+	}
 }

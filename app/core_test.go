@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,9 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/mccutchen/go-httpbin/v2/httpbin"
 	"github.com/taskrace/taskrace/app"
 	"github.com/taskrace/taskrace/internal/redistest"
+	"github.com/taskrace/taskrace/live"
 	"github.com/taskrace/taskrace/worker"
 )
 
@@ -146,6 +149,11 @@ func checkComplete(t *testing.T, evs []*app.Event, n int) {
 	for i, ev := range evs {
 		if i > 0 && app.CompareIDs(evs[i-1].ID, ev.ID) >= 0 {
 			t.Fatalf("event %d's ID %s does not follow %s", i, ev.ID, evs[i-1].ID)
+		}
+		if ev.Type == app.TasksQueued {
+			for x := range min(ev.Tasks, n) {
+				queued[x]++
+			}
 		}
 		if ev.Index == nil {
 			continue
@@ -303,7 +311,7 @@ func TestFinishingTwiceCountsOnce(t *testing.T) {
 	}
 	p := app.TaskPayload{RunRef: app.RunRef{ID: r.ID, CreatedAt: r.CreatedAt, Tasks: 2, Target: app.BuiltinTarget}}
 	for range 3 {
-		if err := e.core.Executor.Execute(t.Context(), p, e.core.Worker(0), 0, false); err != nil {
+		if err := e.core.Executor.Execute(t.Context(), p, nil, e.core.Worker(0), 0, false); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -312,7 +320,7 @@ func TestFinishingTwiceCountsOnce(t *testing.T) {
 	}
 	p.Index = 1
 	for range 2 {
-		if err := e.core.Executor.Execute(t.Context(), p, e.core.Worker(0), 0, false); err != nil {
+		if err := e.core.Executor.Execute(t.Context(), p, nil, e.core.Worker(0), 0, false); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -323,7 +331,73 @@ func TestFinishingTwiceCountsOnce(t *testing.T) {
 	if n := count(evs, app.TaskFinished); n != 2 {
 		t.Errorf("%d task.finished events, want 2", n)
 	}
-	if got := e.get(t, r.ID); got.Done != 2 || got.Status != app.StatusFinished {
+	got := e.get(t, r.ID)
+	if got.Done != 2 || got.Status != app.StatusFinished {
 		t.Errorf("run = %+v, want 2 done, finished", got)
+	}
+	// run.finished, which the finish script writes itself, says what the record says.
+	fin := evs[len(evs)-1]
+	if fin.Type != app.RunFinished || fin.RunID != r.ID || fin.WallMS == nil || got.WallMS == nil || *fin.WallMS != *got.WallMS ||
+		fin.Efficiency == nil || got.Efficiency == nil || *fin.Efficiency != *got.Efficiency ||
+		fin.IdealMS == nil || *fin.IdealMS != got.IdealMS || !fin.At.Equal(got.EndedAt.Time) {
+		t.Errorf("run.finished %s, the record: wall %v, efficiency %v, ideal %v, ended %v", fin.JSON(), got.WallMS, got.Efficiency, got.IdealMS, got.EndedAt)
+	}
+}
+
+// An attempt that ends after its run was canceled is not counted, and its live record, written
+// by the same script, says it was revoked: the task reads canceled in both records. One that
+// ends while the run runs is recorded as it ended, once.
+func TestAnEndAfterTheRunEndedIsRevoked(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, withoutWorker())
+	reader, err := live.NewReader(e.core.Redis.Opt, live.ReaderOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Close()
+	r := &app.Run{ID: app.NewRunID(), Plan: app.Plan{Mode: app.Distributed, Tasks: 2, Parallelism: 1, Target: app.BuiltinTarget},
+		Status: app.StatusRunning, CreatedAt: app.Now()}
+	if err := e.core.Runs.Create(t.Context(), r); err != nil {
+		t.Fatal(err)
+	}
+	ref := app.RunRef{ID: r.ID, CreatedAt: r.CreatedAt, Tasks: 2, Target: app.BuiltinTarget, Mode: app.Distributed}
+	execute := func(i int) error {
+		info := live.Info{Queue: e.core.Config.Queue, ID: app.TaskID(r.ID, i), Type: app.TypeFetch, Attempt: 1, MaxRetry: 1}
+		a := e.core.Recorder.Start(info)
+		err := e.core.Executor.Execute(t.Context(), app.TaskPayload{RunRef: ref, Index: i}, a, e.core.Worker(0), 0, false)
+		if serr := a.End(t.Context(), err); serr != nil {
+			t.Fatal(serr) // nothing left to record: the script stored it
+		}
+		return err
+	}
+	if err := execute(0); err != nil {
+		t.Fatalf("task 0 while the run runs: %v", err)
+	}
+	if _, err := e.core.Launcher.Cancel(t.Context(), r.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := execute(1); !errors.Is(err, app.ErrRunEnded) || !errors.Is(err, asynq.RevokeTask) {
+		t.Fatalf("task 1 after the cancel: %v, want ErrRunEnded (asynq.RevokeTask)", err)
+	}
+	if err := reader.Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	evs, err := e.core.Log.ReadAll(t.Context(), r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := app.Project(e.get(t, r.ID), evs, time.Time{}, nil)
+	for i, want := range []struct{ state, exit string }{{app.TaskStateDone, live.ExitSuccess}, {app.TaskStateCanceled, live.ExitRevoked}} {
+		task, err := reader.Task(t.Context(), e.core.Config.Queue, app.TaskID(r.ID, i), 0)
+		if err != nil {
+			t.Fatalf("task %d: %v", i, err)
+		}
+		if task.State != want.state || task.Exit != want.exit || task.Attempts != 1 || p.Tasks[i].State != want.state {
+			t.Errorf("task %d: live %s (exit %s, %d attempts), run %s; want %s, exit %s, 1 attempt",
+				i, task.State, task.Exit, task.Attempts, p.Tasks[i].State, want.state, want.exit)
+		}
+	}
+	if n := count(evs, app.TaskFinished); n != 1 {
+		t.Errorf("%d task.finished, want 1: the end after the cancel is not counted", n)
 	}
 }

@@ -11,7 +11,8 @@ import (
 // Event types, as they appear in the log, the API and the SSE `event:` field.
 const (
 	RunCreated     = "run.created"
-	TaskQueued     = "task.queued"
+	TasksQueued    = "tasks.queued" // every task of the run, 0…tasks−1, queued at once
+	TaskQueued     = "task.queued"  // one task queued: what runs recorded before tasks.queued
 	TaskStarted    = "task.started"
 	TaskFinished   = "task.finished"
 	TaskFailed     = "task.failed"
@@ -39,13 +40,13 @@ func (w Worker) Process() string { return w.Host + ":" + strconv.Itoa(w.PID) }
 // Event is one fact about a run. Only the fields of its type are set.
 type Event struct {
 	ID    string `json:"-"` // the stream entry ID, set when read from the log
-	Type  string `json:"type"`
+	Type  string `json:"type" enum:"run.created,tasks.queued,task.queued,task.started,task.finished,task.failed,run.finished,run.canceled,run.interrupted"`
 	RunID string `json:"run_id"`
 	At    Time   `json:"at"`
 
-	// run.created
+	// run.created, tasks.queued (its tasks)
 	Mode        Mode    `json:"mode,omitempty"`
-	Tasks       int     `json:"tasks,omitempty"`
+	Tasks       int     `json:"tasks,omitempty" doc:"run.created: the plan's tasks; tasks.queued: tasks 0…tasks−1 were queued"`
 	DelayMS     int64   `json:"delay_ms,omitempty"`
 	Parallelism int     `json:"parallelism,omitempty"`
 	Target      string  `json:"target,omitempty"`

@@ -5,6 +5,8 @@ import (
 	"errors"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/taskrace/taskrace/live"
 )
 
 // EventLog is the append-only log of every run's events: one Redis Stream per run, whose
@@ -26,8 +28,51 @@ func (l *EventLog) AppendAfter(ctx context.Context, e *Event, after *op) error {
 	return err
 }
 
+// AppendEnding writes e with the live record of the attempt's end, in one pipeline, once
+// the write after is stored, and waits until both are stored.
+func (l *EventLog) AppendEnding(ctx context.Context, e *Event, end *live.Ending, after *op) error {
+	if end == nil {
+		return l.AppendAfter(ctx, e, after)
+	}
+	xadd := l.xadd(e)
+	_, err := l.app.do(ctx, after, func(p redis.Pipeliner) []redis.Cmder {
+		return append(xadd(p), liveXAdd(p, end))
+	})
+	if err == nil {
+		end.Stored()
+	}
+	return err
+}
+
 // Send writes e without waiting. The returned op orders a later write after it.
 func (l *EventLog) Send(e *Event) *op { return l.app.send(l.xadd(e)) }
+
+// SendStarting writes e with the live record of the attempt's start (nil: none), in one
+// pipeline, without waiting. The returned op orders a later write after both.
+func (l *EventLog) SendStarting(e *Event, start *live.Ending) *op {
+	if start == nil {
+		return l.Send(e)
+	}
+	xadd := l.xadd(e)
+	return l.app.send(func(p redis.Pipeliner) []redis.Cmder {
+		return append(xadd(p), liveXAdd(p, start))
+	})
+}
+
+// started tells the live record that the start sent with op is stored, once it is.
+func started(o *op, start *live.Ending) {
+	if start == nil {
+		return
+	}
+	<-o.stored // stored already when a write after it was
+	if o.err == nil {
+		start.Stored()
+	}
+}
+
+func liveXAdd(p redis.Pipeliner, f *live.Ending) redis.Cmder {
+	return p.XAdd(context.Background(), &redis.XAddArgs{Stream: f.Stream, MaxLen: f.MaxLen, Approx: true, Values: []string{"f", f.Data}})
+}
 
 // AppendAll writes events in one pipeline and waits.
 func (l *EventLog) AppendAll(ctx context.Context, events []*Event) error {

@@ -3,10 +3,20 @@ package app
 import (
 	"context"
 	"errors"
+	"fmt"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/taskrace/taskrace/live"
 )
 
 // ErrInjected is the failure a task's first attempt gets when the plan's failure_rate picks it.
 var ErrInjected = errors.New("injected failure (failure_rate)")
+
+// ErrRunEnded is how an attempt ends whose run was canceled or interrupted first: asynq
+// revokes the task (neither retried nor archived), and the live record reads it canceled,
+// as the run's projection does.
+var ErrRunEnded = fmt.Errorf("its run ended first: %w", asynq.RevokeTask)
 
 // Executor executes one attempt of a task and records it in the event log. Every mode uses
 // it: the local modes from their goroutines, the distributed one from the asynq handler.
@@ -19,11 +29,19 @@ type Executor struct {
 
 // Execute runs attempt (0-based) of task t on worker w. On success it records
 // task.finished; on failure task.failed, with retry unless final. It returns only once its
-// events are stored, and returns the task's error (or the error storing its events).
-func (x *Executor) Execute(ctx context.Context, t TaskPayload, w Worker, attempt int, final bool) error {
+// events are stored, and returns the task's error (or the error storing its events, or
+// ErrRunEnded when the run ended before the task could). The live record of the attempt a
+// (nil: none) gets its end in the same round trip as the events; an attempt stopped by its
+// context is left for the caller to end.
+func (x *Executor) Execute(ctx context.Context, t TaskPayload, a *live.Attempt, w Worker, attempt int, final bool) error {
 	idx := t.Index
 	id := TaskID(t.ID, idx)
-	started := x.log.Send(&Event{Type: TaskStarted, RunID: t.ID, Index: &idx, TaskID: id, Worker: &w, At: Now(), Attempt: attempt + 1})
+	var start *live.Ending
+	if a != nil {
+		start = a.StageStart()
+	}
+	sent := x.log.SendStarting(&Event{Type: TaskStarted, RunID: t.ID, Index: &idx, TaskID: id, Worker: &w, At: Now(), Attempt: attempt + 1}, start)
+	defer started(sent, start)
 
 	if attempt == 0 {
 		x.metrics.QueueWait.Observe(Now().Sub(t.CreatedAt.Time).Seconds())
@@ -43,12 +61,19 @@ func (x *Executor) Execute(ctx context.Context, t TaskPayload, w Worker, attempt
 	// contract that a returned handler keeps.
 	bctx := context.WithoutCancel(ctx)
 	e := &Event{RunID: t.ID, Index: &idx, TaskID: id, Worker: &w, At: Now(), Attempt: attempt + 1}
+	var end, revoked *live.Ending
+	if a != nil {
+		end = a.Stage(bctx, err)
+		if err == nil || final {
+			revoked = a.Stage(bctx, ErrRunEnded)
+		}
+	}
 	if err == nil {
 		e.Type = TaskFinished
 		e.DurationMS = ptr(ms(res.Duration))
 		x.metrics.TaskDuration.Observe(res.Duration.Seconds())
 		e.Status = res.Status
-		_, ferr := x.store.Finish(bctx, t.RunRef, idx, e, started)
+		_, ferr := x.store.Finish(bctx, t.RunRef, idx, e, sent, end, revoked)
 		return ferr
 	}
 	e.Type = TaskFailed
@@ -56,12 +81,12 @@ func (x *Executor) Execute(ctx context.Context, t TaskPayload, w Worker, attempt
 	e.Status = res.Status
 	e.Retry = ptr(!final)
 	if !final {
-		if aerr := x.log.AppendAfter(bctx, e, started); aerr != nil {
+		if aerr := x.log.AppendEnding(bctx, e, end, sent); aerr != nil {
 			return aerr
 		}
 		return err
 	}
-	if _, ferr := x.store.Finish(bctx, t.RunRef, idx, e, started); ferr != nil {
+	if _, ferr := x.store.Finish(bctx, t.RunRef, idx, e, sent, end, revoked); ferr != nil {
 		return ferr
 	}
 	return err

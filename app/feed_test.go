@@ -61,7 +61,7 @@ func counterValue(c prometheus.Counter) float64 {
 func TestFeedSubscribersMissNothing(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, withConfig(func(c *app.Config) { c.Limits.MaxParallelism = 64 }))
-	const tasks = 1200 // 3,601 events: several reads of the loop, more than a subscription may queue
+	const tasks = 1800 // 3,603 events: several reads of the loop, more than a subscription may queue
 	r, err := e.core.Launcher.Launch(t.Context(), app.Plan{Mode: app.Concurrent, Tasks: tasks, DelayMS: 0, Parallelism: 32})
 	if err != nil {
 		t.Fatal(err)
@@ -216,12 +216,12 @@ func TestFeedCatchUpsShareTheirReads(t *testing.T) {
 func TestFeedCrowdJoiningARunningRun(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	const tasks = 60 // 182 events: less than a page of the log
+	const tasks = 60 // 123 events (run.created, tasks.queued, two a task, run.finished): less than a page of the log
 	r, err := e.core.Launcher.Launch(t.Context(), app.Plan{Mode: app.Concurrent, Tasks: tasks, DelayMS: 20, Parallelism: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := make([][]*app.Event, 2*(3*tasks+2)+1)
+	got := make([][]*app.Event, 2*(2*tasks+3)+1)
 	var wg sync.WaitGroup
 	var follow func(i int)
 	follow = func(i int) {

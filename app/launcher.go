@@ -11,6 +11,8 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/taskrace/taskrace/live"
 )
 
 // Errors that end a local run's context, telling the run how to record its end.
@@ -140,16 +142,7 @@ func (l *Launcher) Launch(ctx context.Context, p Plan) (*Run, error) {
 	if p.Mode.Local() {
 		r.Owner = l.c.ProcID
 	}
-	if err := l.c.Runs.Create(ctx, r); err != nil {
-		return nil, err
-	}
-	queued := make([]*Event, r.Tasks)
-	at := Now()
-	for i := range queued {
-		queued[i] = &Event{Type: TaskQueued, RunID: r.ID, Index: ptr(i), TaskID: TaskID(r.ID, i), At: at}
-	}
-	if err := l.c.Log.AppendAll(ctx, queued); err != nil {
-		l.failToStart(ctx, r, err)
+	if err := l.c.Runs.Create(ctx, r); err != nil { // and its tasks.queued
 		return nil, err
 	}
 	l.c.Logger.InfoContext(ctx, "run launched", "run", r.ID, "mode", r.Mode, "tasks", r.Tasks, "delay_ms", r.DelayMS, "parallelism", r.Parallelism)
@@ -390,11 +383,22 @@ feed:
 	}
 }
 
-// runTask executes a task with retries, as asynq would for a distributed one.
+// runTask executes a task with retries, as asynq would for a distributed one, and records
+// each attempt in the live record, as the worker's middleware does for a distributed task.
 func (l *Launcher) runTask(ctx context.Context, t TaskPayload, w Worker) {
 	max := l.c.Config.MaxRetry
+	info := live.Info{Queue: l.c.Config.TaskQueue(t.Mode), ID: TaskID(t.ID, t.Index), Type: TypeFetch,
+		MaxRetry: max, Worker: &live.Worker{Host: w.Host, PID: w.PID, Slot: w.Slot}}
 	for attempt := 0; ; attempt++ {
-		err := l.c.Executor.Execute(ctx, t, w, attempt, attempt >= max)
+		info.Attempt = attempt + 1
+		a := l.c.Recorder.Start(info)
+		err := l.c.Executor.Execute(ctx, t, a, w, attempt, attempt >= max)
+		if err != nil && ctx.Err() != nil {
+			err = ErrRunEnded // a local run's context ends only with the run
+		}
+		if rerr := a.End(ctx, err); rerr != nil {
+			l.c.Logger.Warn("cannot record a task's attempt", "task", info.ID, "err", rerr)
+		}
 		if err == nil || ctx.Err() != nil || attempt >= max {
 			return
 		}

@@ -190,6 +190,15 @@ func (p *Projection) fold(e *Event) int {
 		}
 		return -1
 	}
+	if e.Type == TasksQueued {
+		for _, t := range p.Tasks[:min(max(e.Tasks, 0), len(p.Tasks))] {
+			t.QueuedAt = e.At
+		}
+		if e.At.After(p.last.Time) {
+			p.last = e.At
+		}
+		return -1
+	}
 	if e.Index == nil || *e.Index < 0 || *e.Index >= len(p.Tasks) {
 		return -1
 	}

@@ -588,3 +588,36 @@ func TestLatestOfEachMode(t *testing.T) {
 		t.Errorf("latest of each mode %v, want %v", got, want)
 	}
 }
+
+// A run's tasks are queued by one tasks.queued event; runs recorded before it have one
+// task.queued per task, and read the same.
+func TestQueuedEvents(t *testing.T) {
+	old := newScript(Distributed, 3, 100, 3) // one task.queued per task, at 0.1 ms
+	batched := &script{r: old.r}
+	batched.add(&Event{Type: RunCreated, Mode: Distributed, Tasks: 3, DelayMS: 100, Parallelism: 3}, 0)
+	batched.add(&Event{Type: TasksQueued, Tasks: 3}, 0.1)
+	for _, s := range []*script{old, batched} {
+		s.start(1, 1, slot("a", 1, 0), 1)
+		s.finish(1, 1, slot("a", 1, 0), 101, 100)
+	}
+	// A tasks.queued that says more tasks than the run has, or fewer, is read within bounds.
+	odd := &script{r: old.r}
+	odd.add(&Event{Type: RunCreated}, 0)
+	odd.add(&Event{Type: TasksQueued, Tasks: 99}, 0.1)
+	for name, s := range map[string]*script{"task.queued": old, "tasks.queued": batched, "tasks.queued of 99": odd} {
+		p := Project(s.r, s.evs, at(50).Time, nil)
+		for i, task := range p.Tasks {
+			if !task.QueuedAt.Equal(at(0.1).Time) {
+				t.Errorf("%s: task %d queued at %v, want %v", name, i, task.QueuedAt, at(0.1))
+			}
+		}
+		if s != odd && (p.Tasks[1].State != TaskStateDone || p.Tasks[0].State != TaskStateQueued || p.Summary.Queued != 2) {
+			t.Errorf("%s: states %s %s, %d queued", name, p.Tasks[0].State, p.Tasks[1].State, p.Summary.Queued)
+		}
+	}
+	none := &script{r: old.r}
+	none.add(&Event{Type: TasksQueued, Tasks: -1}, 0.1)
+	if p := Project(none.r, none.evs, at(50).Time, nil); !p.Tasks[0].QueuedAt.IsZero() {
+		t.Errorf("tasks.queued of -1 tasks queued task 0 at %v", p.Tasks[0].QueuedAt)
+	}
+}

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/taskrace/taskrace/live"
 )
 
 // RunStore keeps run records in Redis: one hash per run, an index ordered by ID, the set of
@@ -18,17 +20,21 @@ type RunStore struct {
 	retention time.Duration
 	maxActive int
 	metrics   *Metrics
+	ended     func(ctx context.Context, r RunRef) // after End ended a run
 }
 
-// createScript admits a run when fewer than max are active, saves it and appends run.created.
-// KEYS: run, events, done, active, index. ARGV: max, id, retention s, event, field/value...
+// createScript admits a run when fewer than max are active, saves it and appends run.created
+// and tasks.queued: one event for all its tasks, in the same round trip.
+// KEYS: run, events, done, active, index. ARGV: max, id, retention s, run.created,
+// tasks.queued, field/value...
 var createScript = redis.NewScript(`
 if redis.call('SCARD', KEYS[4]) >= tonumber(ARGV[1]) then return false end
 redis.call('SADD', KEYS[4], ARGV[2])
-redis.call('HSET', KEYS[1], unpack(ARGV, 5))
+redis.call('HSET', KEYS[1], unpack(ARGV, 6))
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 redis.call('ZADD', KEYS[5], 0, ARGV[2])
-local id = redis.call('XADD', KEYS[2], '*', 'e', ARGV[4])
+redis.call('XADD', KEYS[2], '*', 'e', ARGV[4])
+local id = redis.call('XADD', KEYS[2], '*', 'e', ARGV[5])
 redis.call('EXPIRE', KEYS[2], ARGV[3])
 return id
 `)
@@ -38,10 +44,25 @@ return id
 // one appends run.finished.
 // A distributed task's result is written into asynq's record of it too, as asynq's
 // ResultWriter would, but in the same round trip.
-// KEYS: run, events, done, active, asynq task. ARGV: index, event, failed 0|1, tasks,
-// run.finished event, retention s, wall ms, ended at, efficiency, run id, result ("" for none).
+// It returns 0 when the end is not counted (counted before, or the run finished), -1 when
+// the run was canceled or interrupted first, 1 when counted, 2 when it ended the run.
+// The script builds run.finished's JSON itself (as Event.JSON would), so that the tasks
+// that do not end the run do not pay for it.
+// The attempt's live fact is written in the same script: the one that says how it ended
+// when the run still counts it (or counted it before), the one that says it was revoked when
+// the run had ended first; "" for none.
+// KEYS: run, events, done, active, asynq task, live facts. ARGV: index, event, failed 0|1,
+// tasks, ideal ms, retention s, wall ms, ended at, efficiency, run id, result ("" for none),
+// facts cap, fact if counted, fact if the run ended first.
 var finishScript = redis.NewScript(`
-if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
+local status = redis.call('HGET', KEYS[1], 'status')
+local fact = ARGV[13]
+if status ~= 'running' and status ~= 'finished' then fact = ARGV[14] end
+if fact ~= '' then redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[12], '*', 'f', fact) end
+if status ~= 'running' then
+  if status == 'finished' then return 0 end
+  return -1
+end
 if redis.call('SADD', KEYS[3], ARGV[1]) == 0 then return 0 end
 redis.call('XADD', KEYS[2], '*', 'e', ARGV[2])
 if ARGV[11] ~= '' and redis.call('EXISTS', KEYS[5]) == 1 then
@@ -49,7 +70,8 @@ if ARGV[11] ~= '' and redis.call('EXISTS', KEYS[5]) == 1 then
 end
 if ARGV[3] == '1' then redis.call('HINCRBY', KEYS[1], 'failed', 1) end
 if redis.call('SCARD', KEYS[3]) < tonumber(ARGV[4]) then return 1 end
-redis.call('XADD', KEYS[2], '*', 'e', ARGV[5])
+redis.call('XADD', KEYS[2], '*', 'e', '{"type":"run.finished","run_id":"' .. ARGV[10] .. '","at":"' .. ARGV[8] ..
+  '","wall_ms":' .. ARGV[7] .. ',"ideal_ms":' .. ARGV[5] .. ',"efficiency":' .. ARGV[9] .. '}')
 redis.call('HSET', KEYS[1], 'status', 'finished', 'ended_at', ARGV[8], 'wall_ms', ARGV[7], 'efficiency', ARGV[9])
 redis.call('SREM', KEYS[4], ARGV[10])
 if redis.call('HGET', KEYS[1], 'pinned') ~= '1' then
@@ -88,12 +110,13 @@ func (s *RunStore) retentionSecs() string {
 	return strconv.FormatInt(int64(s.retention/time.Second), 10)
 }
 
-// Create saves a new run and appends its run.created event, unless maxActive runs are
-// already running across all processes.
+// Create saves a new run and appends its run.created and tasks.queued events, unless
+// maxActive runs are already running across all processes.
 func (s *RunStore) Create(ctx context.Context, r *Run) error {
 	ev := &Event{Type: RunCreated, RunID: r.ID, At: r.CreatedAt, Mode: r.Mode, Tasks: r.Tasks,
 		DelayMS: r.DelayMS, Parallelism: r.Parallelism, Target: r.Target, FailureRate: r.FailureRate}
-	args := []any{s.maxActive, r.ID, s.retentionSecs(), ev.JSON(),
+	queued := &Event{Type: TasksQueued, RunID: r.ID, At: r.CreatedAt, Tasks: r.Tasks}
+	args := []any{s.maxActive, r.ID, s.retentionSecs(), ev.JSON(), queued.JSON(),
 		"id", r.ID, "mode", string(r.Mode), "tasks", r.Tasks, "delay_ms", r.DelayMS,
 		"parallelism", r.Parallelism, "target", r.Target, "failure_rate", r.FailureRate,
 		"status", StatusRunning, "created_at", r.CreatedAt.Format(TimeLayout),
@@ -110,9 +133,12 @@ func (s *RunStore) Create(ctx context.Context, r *Run) error {
 }
 
 // Finish records the end of task index of run r (failed or not) with event e. When it ends
-// the run's last task, it appends run.finished too. It reports whether it ended the run.
-// It is stored after the write after (nil for none): the task's task.started.
-func (s *RunStore) Finish(ctx context.Context, r RunRef, index int, e *Event, after *op) (bool, error) {
+// the run's last task, it appends run.finished too. It reports whether it ended the run,
+// and ErrRunEnded when the run was canceled or interrupted first (nothing is recorded then).
+// It is stored after the write after (nil for none): the task's task.started. The live
+// record of the attempt's end is stored in the same round trip: end when the run counts it,
+// revoked when the run had ended first (nil, nil: none).
+func (s *RunStore) Finish(ctx context.Context, r RunRef, index int, e *Event, after *op, end, revoked *live.Ending) (bool, error) {
 	failed := "0"
 	if e.Type == TaskFailed {
 		failed = "1"
@@ -120,14 +146,18 @@ func (s *RunStore) Finish(ctx context.Context, r RunRef, index int, e *Event, af
 	wall := e.At.Sub(r.CreatedAt.Time)
 	wallMS := ms(wall)
 	eff := Efficiency(r.IdealMS, wallMS)
-	fin := &Event{Type: RunFinished, RunID: r.ID, At: e.At, WallMS: &wallMS, IdealMS: ptr(r.IdealMS), Efficiency: &eff}
-	keys := append(runKeys(r.ID), asynqTaskKey(r.Queue, TaskID(r.ID, index)))
+	keys := append(runKeys(r.ID), asynqTaskKey(r.Queue, TaskID(r.ID, index)), keyPrefix+"no-live-facts")
+	var maxLen int64
+	var counted, refused string
+	if end != nil && revoked != nil {
+		keys[len(keys)-1], maxLen, counted, refused = end.Stream, end.MaxLen, end.Data, revoked.Data
+	}
 	var result []byte
 	if r.Queue != "" {
 		result, _ = json.Marshal(TaskResult{Status: e.Status, DurationMS: e.DurationMS, Error: e.Error, Worker: e.Worker})
 	}
-	args := []any{index, e.JSON(), failed, r.Tasks, fin.JSON(), s.retentionSecs(), wallMS,
-		e.At.Format(TimeLayout), eff, r.ID, result}
+	args := []any{index, e.JSON(), failed, r.Tasks, r.IdealMS, s.retentionSecs(), wallMS,
+		e.At.UTC().Format(TimeLayout), eff, r.ID, result, maxLen, counted, refused}
 	cmds, err := s.app.do(ctx, after, func(p redis.Pipeliner) []redis.Cmder {
 		return []redis.Cmder{finishScript.EvalSha(ctx, p, keys, args...)}
 	})
@@ -135,8 +165,18 @@ func (s *RunStore) Finish(ctx context.Context, r RunRef, index int, e *Event, af
 		return false, err
 	}
 	n, _ := cmds[0].(*redis.Cmd).Int()
-	if n == 2 {
+	if end != nil && revoked != nil {
+		if n == -1 {
+			revoked.Stored()
+		} else {
+			end.Stored()
+		}
+	}
+	switch n {
+	case 2:
 		s.metrics.runEnded(r.Mode, StatusFinished, wallMS)
+	case -1:
+		return false, ErrRunEnded
 	}
 	return n == 2, nil
 }
@@ -165,6 +205,9 @@ func (s *RunStore) End(ctx context.Context, r RunRef, status, reason string) (bo
 	n, _ := cmds[0].(*redis.Cmd).Int()
 	if n == 1 {
 		s.metrics.runEnded(r.Mode, status, wallMS)
+		if s.ended != nil {
+			s.ended(ctx, r)
+		}
 	}
 	return n == 1, nil
 }

@@ -10,6 +10,16 @@ import (
 // TypeFetch is the asynq task type of one distributed task.
 const TypeFetch = "taskrace:fetch"
 
+// TaskQueue is the queue under which the live record (package live, GET /api/tasks) keys
+// the tasks of mode: a distributed task under the asynq queue it runs on, a local one, which
+// never passes through asynq, under "taskrace:" + its mode. Its ID is TaskID's in all modes.
+func (c Config) TaskQueue(m Mode) string {
+	if m.Local() {
+		return "taskrace:" + string(m)
+	}
+	return c.Queue
+}
+
 // RunRef is what a task needs to know of its run to execute and to record its end.
 type RunRef struct {
 	ID          string  `json:"run_id"`

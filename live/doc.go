@@ -45,6 +45,13 @@
 // # Work outside asynq
 //
 // Start and Attempt.End record attempts that never pass through asynq, with the same facts.
+// Recorder.Canceled records that tasks were stopped from outside (deleted from their queue,
+// or what they belong to canceled): they read canceled unless they had ended for good.
+//
+// taskrace records its own tasks through this package, durably: distributed ones through
+// the middleware, keyed by their asynq queue and ID; sequential and concurrent ones, which
+// never pass through asynq, by Start and End under the queues "taskrace:sequential" and
+// "taskrace:concurrent"; and the tasks a canceled or interrupted run stopped by Canceled.
 //
 // # Reading
 //

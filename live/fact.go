@@ -15,10 +15,11 @@ import (
 	"github.com/taskrace/taskrace/live/taskstate"
 )
 
-// Fact kinds: an attempt started, or ended.
+// Fact kinds: an attempt started, or ended; or the task was canceled from outside.
 const (
-	KindStarted = "started"
-	KindEnded   = "ended"
+	KindStarted  = "started"
+	KindEnded    = "ended"
+	KindCanceled = "canceled" // stopped from outside before it ended (see Recorder.Canceled)
 )
 
 // Exits: how an ended attempt left its handler, as asynq's processor reads it.
@@ -48,13 +49,14 @@ func (w Worker) String() string {
 	return w.Host + ":" + strconv.Itoa(w.PID) + "/" + strconv.Itoa(w.Slot)
 }
 
-// Fact is one thing that happened to a task: an attempt started or ended. Facts are what the
+// Fact is one thing that happened to a task: an attempt started or ended, or the task was
+// canceled from outside. Facts are what the
 // recorder stores; states are decided from them when they are read (see taskstate). An
 // attempt that starts and ends within one batch of writes (a few milliseconds) is stored as
 // its ended fact alone, which carries when it started.
 type Fact struct {
 	ID         string    `json:"-"` // the stream entry ID, set when read
-	Kind       string    `json:"kind" enum:"started,ended"`
+	Kind       string    `json:"kind" enum:"started,ended,canceled"`
 	Queue      string    `json:"queue"`
 	TaskID     string    `json:"task_id"`
 	Type       string    `json:"type"`
@@ -105,8 +107,11 @@ func clip(b []byte, limit int) *Bytes {
 
 // State is the state a task is in right after the fact, as far as the fact alone tells it.
 func (f *Fact) State() string {
-	if f.Kind == KindStarted {
+	switch f.Kind {
+	case KindStarted:
 		return taskstate.Running
+	case KindCanceled:
+		return taskstate.Canceled
 	}
 	return taskstate.Of(true, attemptOutcome(f.Exit), f.Retry, false)
 }
@@ -278,7 +283,7 @@ func decodeFact(id, data string) (*Fact, error) {
 	if err := json.Unmarshal([]byte(data), f); err != nil {
 		return nil, err
 	}
-	if f.Kind != KindStarted && f.Kind != KindEnded {
+	if f.Kind != KindStarted && f.Kind != KindEnded && f.Kind != KindCanceled {
 		return nil, errors.New("live: not a fact")
 	}
 	f.ID = id

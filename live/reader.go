@@ -65,12 +65,15 @@ type Task struct {
 	dur   float64  // DurationMS and WaitMS, set in copies only: a pointer each would cost
 	wait  float64  // an allocation per task held
 	flags uint8
+
+	canceledAt time.Time // when a canceled fact stopped it
 }
 
 const (
 	hasDur uint8 = 1 << iota
 	hasWait
-	gone // trimmed or dropped: no longer held
+	gone     // trimmed or dropped: no longer held
+	canceled // a canceled fact: stopped from outside
 )
 
 // streamID is a stream entry ID, ms-seq, held without a string.
@@ -574,9 +577,10 @@ func (r *Reader) apply(msgs []redis.XMessage, pos string) {
 			facts = append(facts, f)
 		}
 	}
+	states := make([]string, len(facts))
 	r.mu.Lock()
-	for _, f := range facts {
-		r.ix.apply(f)
+	for i, f := range facts {
+		states[i] = r.ix.apply(f)
 	}
 	r.mu.Unlock()
 	r.subMu.Lock()
@@ -587,8 +591,8 @@ func (r *Reader) apply(msgs []redis.XMessage, pos string) {
 	if len(r.subs) == 0 {
 		return
 	}
-	for _, f := range facts {
-		e := eventOf(f)
+	for i, f := range facts {
+		e := &Event{Fact: *f, State: states[i]}
 		for s := range r.subs {
 			select {
 			case s.c <- e:
@@ -643,12 +647,19 @@ func (ix *index) str(s string) string {
 	return s
 }
 
-func (ix *index) apply(f *Fact) {
+// apply folds f into its task and returns the state it leaves the task in.
+func (ix *index) apply(f *Fact) string {
 	k := taskKey{f.Queue, f.TaskID}
 	t := ix.byKey[k]
-	if t == nil || (f.Attempt == 1 && taskstate.Ended(t.State) && (f.Kind == KindStarted || t.open(1) == nil)) {
+	if t != nil && f.Kind == KindStarted && t.has(f) {
+		return t.State // its end came first (staged by the application, best-effort)
+	}
+	if t == nil || (f.Kind != KindCanceled && f.Attempt == 1 && taskstate.Ended(t.State) && len(t.History) > 0 &&
+		(f.Kind == KindStarted || t.open(1) == nil)) {
 		// A first attempt after the task ended is a new task under a reused ID (its end alone,
-		// when it started and ended within one batch of the recorder's).
+		// when it started and ended within one batch of the recorder's). A task canceled
+		// before any attempt started takes the attempt that follows as its own: a worker
+		// took it before it heard.
 		n := 1
 		if t != nil {
 			n = t.Execution + 1
@@ -662,6 +673,16 @@ func (ix *index) apply(f *Fact) {
 		}
 	}
 	t.last = parseStreamID(f.ID)
+	if f.Kind == KindCanceled {
+		// It ends the task, unless it had ended for good already: what comes after is
+		// the tail of an attempt stopped with it.
+		if t.flags&canceled == 0 && (len(t.History) == 0 || !taskstate.Ended(t.State)) {
+			t.flags |= canceled
+			t.canceledAt = f.At
+		}
+		t.settle()
+		return t.State
+	}
 	t.MaxRetry = f.MaxRetry
 	if !f.EnqueuedAt.IsZero() {
 		t.EnqueuedAt = f.EnqueuedAt
@@ -699,6 +720,18 @@ func (ix *index) apply(f *Fact) {
 		}
 	}
 	t.settle()
+	return t.State
+}
+
+// has reports whether the task holds the attempt that the started fact f starts.
+func (t *Task) has(f *Fact) bool {
+	for i := range t.History {
+		if a := &t.History[i]; a.Number == f.Attempt && a.StartedAt.Equal(f.At) && a.Worker.PID == f.Worker.PID &&
+			a.Worker.Slot == f.Worker.Slot && a.Worker.Host == f.Worker.Host {
+			return true
+		}
+	}
+	return false
 }
 
 // insert adds an attempt in order of number (after those of the same number).
@@ -723,8 +756,16 @@ func (t *Task) open(n int) *AttemptRecord {
 
 // settle decides the task's state and summary from its attempts: the latest decides.
 func (t *Task) settle() {
+	stopped := t.flags&canceled != 0
+	if len(t.History) == 0 {
+		t.State, t.EndedAt = taskstate.Of(false, "", false, stopped), t.canceledAt
+		return
+	}
 	last := &t.History[len(t.History)-1]
-	t.State = taskstate.Of(true, last.Outcome, last.Retry, false)
+	t.State = taskstate.Of(true, last.Outcome, last.Retry, stopped)
+	if stopped {
+		t.State = taskstate.Canceled // canceled before it ended: nothing after counts
+	}
 	t.Attempts = len(t.History)
 	t.Worker = last.Worker
 	t.StartedAt = t.History[0].StartedAt
@@ -745,6 +786,9 @@ func (t *Task) settle() {
 	}
 	if taskstate.Ended(t.State) {
 		t.EndedAt = last.EndedAt
+		if t.State == taskstate.Canceled && stopped && (last.EndedAt.IsZero() || t.canceledAt.Before(last.EndedAt)) {
+			t.EndedAt = t.canceledAt
+		}
 	}
 	if !t.EnqueuedAt.IsZero() && t.History[0].Number == 1 {
 		t.wait = float64(max(0, t.History[0].StartedAt.Sub(t.EnqueuedAt)).Microseconds()) / 1000

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/taskrace/taskrace/live"
 	"github.com/taskrace/taskrace/live/taskstate"
@@ -521,4 +522,204 @@ func FuzzParseQuery(f *testing.F) {
 		}
 		q.Match(task)
 	})
+}
+
+// Canceled stops a task from outside: one that ended for good keeps its state, any other
+// reads canceled from then on, whatever attempt of it comes after; one never attempted is
+// recorded as canceled.
+func TestCanceled(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	rec := e.recorder(live.Options{Durable: true})
+	ctx := t.Context()
+	info := func(id string, attempt int) live.Info {
+		return live.Info{Queue: "c", ID: id, Type: "t", Attempt: attempt, MaxRetry: 3}
+	}
+	// Each case: its attempts before the cancel (the error each ends with, or still running),
+	// and after it.
+	type step struct {
+		err     error
+		running bool
+	}
+	boom := errors.New("boom")
+	cases := []struct {
+		id            string
+		before, after []step
+		want          string
+	}{
+		{"never-started", nil, nil, taskstate.Canceled},
+		{"started-after", nil, []step{{err: nil}}, taskstate.Canceled},
+		{"running", []step{{running: true}}, nil, taskstate.Canceled},
+		{"running-then-ends", []step{{running: true}}, nil, taskstate.Canceled},
+		{"retrying", []step{{err: boom}}, nil, taskstate.Canceled},
+		{"retried-after", []step{{err: boom}}, []step{{err: boom}}, taskstate.Canceled},
+		{"done", []step{{err: nil}}, nil, taskstate.Done},
+		{"failed", []step{{err: fmt.Errorf("no: %w", asynq.SkipRetry)}}, nil, taskstate.Failed},
+	}
+	open := map[string]*live.Attempt{}
+	for _, c := range cases {
+		for i, s := range c.before {
+			a := rec.Start(info(c.id, i+1))
+			if s.running {
+				open[c.id] = a
+				continue
+			}
+			if err := a.End(ctx, s.err); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var stopped []live.Info
+	for _, c := range cases {
+		stopped = append(stopped, info(c.id, 0))
+	}
+	if err := rec.Canceled(ctx, stopped...); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cases {
+		for i, s := range c.after {
+			if err := rec.Start(info(c.id, len(c.before)+i+1)).End(ctx, s.err); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := open["running-then-ends"].End(ctx, errors.New("stopped")); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.reader.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cases {
+		task, err := e.reader.Task(ctx, "c", c.id, 0)
+		if err != nil {
+			t.Errorf("%s: %v", c.id, err)
+			continue
+		}
+		if task.State != c.want || task.Execution != 1 {
+			t.Errorf("%s: %s (execution %d), want %s (execution 1)", c.id, task.State, task.Execution, c.want)
+		}
+		if c.want == taskstate.Canceled && task.EndedAt.IsZero() {
+			t.Errorf("%s: canceled with no end time", c.id)
+		}
+	}
+	if p := e.page("state:canceled queue:c", 100, ""); p.Total != 6 {
+		t.Errorf("state:canceled selects %d tasks, want 6: %v", p.Total, ids(p))
+	}
+	open["running"].End(ctx, nil)
+}
+
+// An application stores a staged end in its own round trip: the attempt is then ended once
+// (End does nothing more), counted once, and reads as the staged end says; an end staged and
+// never stored leaves End to record it.
+func TestStagedEnding(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	rec := e.recorder(live.Options{Durable: true})
+	ctx := t.Context()
+	info := func(id string) live.Info {
+		return live.Info{Queue: "st", ID: id, Type: "staged", Attempt: 1, MaxRetry: 0}
+	}
+
+	a := rec.Start(info("stored"))
+	ok := a.Stage(ctx, nil)
+	revoked := a.Stage(ctx, fmt.Errorf("gone: %w", asynq.RevokeTask))
+	if ok.Stream != revoked.Stream || ok.MaxLen != live.DefaultMaxEvents || ok.Data == revoked.Data {
+		t.Fatalf("staged ends: %+v and %+v", ok, revoked)
+	}
+	// The application's own round trip: its write and the staged end, together.
+	p := e.rdb.TxPipeline()
+	p.Set(ctx, "app:record", "revoked", 0)
+	p.XAdd(ctx, &redis.XAddArgs{Stream: revoked.Stream, MaxLen: revoked.MaxLen, Approx: true, Values: []string{"f", revoked.Data}})
+	if _, err := p.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	revoked.Stored()
+	ok.Stored() // the other outcome: too late, the attempt has ended
+	if err := a.End(ctx, errors.New("not recorded")); err != nil {
+		t.Fatal(err)
+	}
+
+	b := rec.Start(info("left"))
+	b.Stage(ctx, nil) // never stored: End records the attempt
+	if err := b.End(ctx, errors.New("boom")); err != nil {
+		t.Fatal(err)
+	}
+	if err := rec.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.reader.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[string][2]string{"stored": {taskstate.Canceled, live.ExitRevoked}, "left": {taskstate.Failed, live.ExitError}} {
+		task, err := e.reader.Task(ctx, "st", id, 0)
+		if err != nil {
+			t.Fatalf("%s: %v", id, err)
+		}
+		if task.State != want[0] || task.Exit != want[1] || len(task.History) != 1 {
+			t.Errorf("%s: %s, exit %s, %d attempts; want %s, exit %s, 1 attempt", id, task.State, task.Exit, len(task.History), want[0], want[1])
+		}
+	}
+	n, err := e.rdb.XLen(ctx, revoked.Stream).Result()
+	if err != nil || n != 4 { // a start and an end each: Stage waits for the start to be stored
+		t.Errorf("%d facts stored (%v), want 4", n, err)
+	}
+	st, err := e.reader.Totals(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Types) != 1 || st.Types[0].Started != 2 || st.Types[0].Ended[live.ExitRevoked] != 1 || st.Types[0].Ended[live.ExitError] != 1 ||
+		st.Types[0].Ended[live.ExitSuccess] != 0 {
+		t.Errorf("aggregates %+v: want 2 started, 1 revoked, 1 error", st.Types)
+	}
+}
+
+// With StagedStarts the handler stores each start itself; a start it never stored is
+// written with the attempt's end. Each start is stored and counted once.
+func TestStagedStarts(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	rec := e.recorder(live.Options{Durable: true, StagedStarts: true})
+	ctx := t.Context()
+	info := func(id string) live.Info { return live.Info{Queue: "ss", ID: id, Type: "staged", Attempt: 1} }
+
+	a := rec.Start(info("staged"))
+	start := a.StageStart()
+	if err := e.rdb.XAdd(ctx, &redis.XAddArgs{Stream: start.Stream, Values: []string{"f", start.Data}}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	start.Stored()
+	start.Stored()
+	if err := e.reader.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if task, err := e.reader.Task(ctx, "ss", "staged", 0); err != nil || task.State != taskstate.Running {
+		t.Fatalf("after its staged start: %+v, %v; want running", task, err)
+	}
+	if err := a.End(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	b := rec.Start(info("unstaged"))
+	b.StageStart() // never stored
+	if err := b.End(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := rec.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.reader.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"staged", "unstaged"} {
+		task, err := e.reader.Task(ctx, "ss", id, 0)
+		if err != nil || task.State != taskstate.Done || len(task.History) != 1 || task.StartedAt.IsZero() {
+			t.Errorf("%s: %+v, %v; want done after one attempt with its start", id, task, err)
+		}
+	}
+	st, err := e.reader.Totals(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Types) != 1 || st.Types[0].Started != 2 || st.Types[0].Succeeded != 2 {
+		t.Errorf("aggregates %+v: want 2 started, 2 succeeded", st.Types)
+	}
 }

@@ -28,6 +28,11 @@ type Options struct {
 	// in the background and a crash loses at most the facts not yet written: those of the
 	// last round trip to Redis, and never more than Buffer.
 	Durable bool
+	// StagedStarts leaves each attempt's started fact to the handler, which stores it in a
+	// write of its own (Attempt.StageStart), in the round trip of its own record of the start:
+	// then nothing waits for the recorder's writer. An attempt whose start was not stored by
+	// the time it ends has it written with its end.
+	StagedStarts bool
 	// Buffer is how many facts may wait to be written (default 10,000). Best-effort, a fact
 	// that finds the buffer full is dropped (see Dropped) rather than slow the handler;
 	// Durable, the handler waits for room.
@@ -170,8 +175,13 @@ type Attempt struct {
 	fact    Fact // the started fact, copied into the ended one
 	slot    int  // the slot handed out, or -1
 	started time.Time
+	stored  chan error // Durable: the started fact's write
 	result  atomic.Pointer[[]byte]
 	ended   atomic.Bool
+
+	// StagedStarts: the started fact, until the handler has it stored.
+	unstarted   *Fact
+	startStored atomic.Bool
 }
 
 type attemptKey struct{}
@@ -194,8 +204,25 @@ func (r *Recorder) Start(info Info) *Attempt {
 		EnqueuedAt: utcMicro(info.EnqueuedAt)}
 	f := a.fact
 	f.Payload = clip(info.Payload, r.opts.PayloadBytes)
-	r.w.send(&f, false)
+	if r.opts.StagedStarts {
+		a.unstarted = &f
+		return a
+	}
+	if r.opts.Durable {
+		a.stored = make(chan error, 1)
+	}
+	r.w.start(&f, a.stored)
 	return a
+}
+
+// StageStart prepares the attempt's started fact for the handler to store itself (see
+// Options.StagedStarts and Ending); nil when the recorder writes starts itself.
+func (a *Attempt) StageStart() *Ending {
+	f := a.unstarted
+	if f == nil {
+		return nil
+	}
+	return &Ending{a: a, fact: *f, Stream: a.r.keys.facts(), MaxLen: a.r.opts.MaxEvents, Data: string(encodeFact(f))}
 }
 
 // End records how the attempt ended: err is what the handler returned, read as asynq's
@@ -207,10 +234,20 @@ func (a *Attempt) End(ctx context.Context, err error) error {
 		return nil
 	}
 	r := a.r
-	now := r.now()
 	if a.slot >= 0 {
 		r.slots.give(a.slot)
 	}
+	if a.unstarted != nil && !a.startStored.Load() {
+		r.w.send(a.unstarted, false) // written with its end, in one batch or just before it
+	}
+	f := a.ending(ctx, err)
+	return r.w.send(&f, r.opts.Durable)
+}
+
+// ending is the ended fact of the attempt, had it ended now with err.
+func (a *Attempt) ending(ctx context.Context, err error) Fact {
+	r := a.r
+	now := r.now()
 	f := a.fact
 	f.Kind, f.At, f.StartedAt = KindEnded, now.UTC().Truncate(time.Microsecond), f.At
 	f.DurationMS = float64(now.Sub(a.started).Microseconds()) / 1000
@@ -221,7 +258,81 @@ func (a *Attempt) End(ctx context.Context, err error) error {
 	if res := a.result.Load(); res != nil {
 		f.Result = clip(*res, r.opts.ResultBytes)
 	}
-	return r.w.send(&f, r.opts.Durable)
+	return f
+}
+
+// Ending is how an attempt ended (or, from StageStart, that it started), for an application
+// to store itself, in a round trip of its own writes to the same Redis: one round trip
+// instead of two, and the application's record and this one can never disagree on whether
+// the end was stored. Store it as XADD <Stream> MAXLEN ~ <MaxLen> * f <Data>, then call
+// Stored.
+type Ending struct {
+	a    *Attempt
+	fact Fact
+	// Stream is the key of the stream of facts, MaxLen its cap, Data the fact, the value of
+	// the entry's field "f".
+	Stream string
+	MaxLen int64
+	Data   string
+}
+
+// Stage prepares the record of the attempt's end, as End would record it with err, without
+// writing it. It returns once the attempt's started fact is stored (with Durable), so that
+// the end follows its start in the stream. An application may stage several ends (one for
+// each outcome its own write may decide) and store one; an Ending never Stored leaves the
+// attempt open, and End still records it.
+func (a *Attempt) Stage(ctx context.Context, err error) *Ending {
+	if a.stored != nil {
+		<-a.stored // written by the recorder's writer within its write timeout
+		a.stored = nil
+	}
+	f := a.ending(ctx, err)
+	return &Ending{a: a, fact: f, Stream: a.r.keys.facts(), MaxLen: a.r.opts.MaxEvents, Data: string(encodeFact(&f))}
+}
+
+// Stored says that the application stored e: the attempt has ended (a later End or Stored
+// does nothing), its slot is free, and its end counts in the aggregates; or, for a start,
+// that it started.
+func (e *Ending) Stored() {
+	a := e.a
+	if e.fact.Kind == KindStarted {
+		if a.startStored.CompareAndSwap(false, true) {
+			a.r.w.counted(&e.fact)
+		}
+		return
+	}
+	if !a.ended.CompareAndSwap(false, true) {
+		return
+	}
+	if a.slot >= 0 {
+		a.r.slots.give(a.slot)
+	}
+	a.r.w.counted(&e.fact)
+}
+
+// Canceled records that tasks were stopped from outside before they ended: deleted from
+// their queue, say, or the work they belong to was canceled. Only Queue, ID and Type of each
+// Info count. A task that had already succeeded, or failed for good, keeps its state; any
+// other reads canceled from then on, whatever attempt of it starts or ends after (asynq may
+// still hand out a task that is being deleted, and an attempt stopped with it ends later).
+// A task of which nothing was recorded yet is recorded as canceled. With Durable it returns
+// once the facts are stored.
+func (r *Recorder) Canceled(ctx context.Context, tasks ...Info) error {
+	at := r.now().UTC().Truncate(time.Microsecond)
+	for _, info := range tasks {
+		f := &Fact{Kind: KindCanceled, Queue: info.Queue, TaskID: info.ID, Type: info.Type, At: at}
+		if !r.opts.Durable {
+			r.w.send(f, false)
+			continue
+		}
+		if err := r.w.queue(ctx, f); err != nil {
+			return err
+		}
+	}
+	if r.opts.Durable && len(tasks) > 0 {
+		return r.w.flush(ctx) // facts reach the stream in the order they were sent
+	}
+	return nil
 }
 
 // Worker is who runs the attempt.

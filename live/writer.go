@@ -29,6 +29,8 @@ type writer struct {
 
 	// Aggregates counted and not yet written, by minute and field; written with a batch of
 	// facts at most every aggregateEvery, so that their cost does not grow with the rate.
+	// Under countsMu: the facts an application stores itself are counted by its handlers.
+	countsMu  sync.Mutex
 	counts    map[int64]map[count]int64
 	countedAt time.Time
 }
@@ -73,6 +75,58 @@ func (w *writer) send(f *Fact, wait bool) error {
 		return errClosed
 	}
 	return <-p.stored
+}
+
+// start queues a started fact without waiting; stored, if not nil, gets the write's outcome.
+// Best-effort (no stored), a full buffer drops it.
+func (w *writer) start(f *Fact, stored chan error) {
+	if stored == nil {
+		w.send(f, false)
+		return
+	}
+	select {
+	case w.in <- &pending{fact: f, stored: stored}:
+	case <-w.stop:
+		stored <- errClosed
+	}
+}
+
+// counted counts the aggregates of a fact the application stored (see Ending), to be
+// written with the next batch: it wakes no writer.
+func (w *writer) counted(f *Fact) {
+	w.countsMu.Lock()
+	w.tally(f)
+	w.countsMu.Unlock()
+}
+
+func (w *writer) countedSince() time.Duration {
+	w.countsMu.Lock()
+	defer w.countsMu.Unlock()
+	return time.Since(w.countedAt)
+}
+
+// tally counts f in the aggregates of its minute; under countsMu.
+func (w *writer) tally(f *Fact) {
+	m := f.At.Unix() / 60
+	c := w.counts[m]
+	if c == nil {
+		c = map[count]int64{}
+		w.counts[m] = c
+	}
+	tally(c, f)
+}
+
+// queue queues f, waiting for room rather than dropping it, without waiting for it to be
+// stored.
+func (w *writer) queue(ctx context.Context, f *Fact) error {
+	select {
+	case w.in <- &pending{fact: f}:
+		return nil
+	case <-w.stop:
+		return errClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // flush returns once every fact sent before it and every aggregate counted are stored.
@@ -146,7 +200,7 @@ func (w *writer) loop() {
 		for _, p := range batch {
 			flush = flush || p.fact == nil
 		}
-		w.write(batch, flush || time.Since(w.countedAt) >= aggregateEvery)
+		w.write(batch, flush || w.countedSince() >= aggregateEvery)
 		idle.Reset(aggregateEvery)
 	}
 }
@@ -179,19 +233,19 @@ type attemptID struct {
 // carries its start.
 func (w *writer) write(batch []*pending, aggregates bool) {
 	facts := 0
+	w.countsMu.Lock()
 	for _, p := range batch {
 		if p.fact == nil {
 			continue
 		}
 		facts++
-		m := p.fact.At.Unix() / 60
-		c := w.counts[m]
-		if c == nil {
-			c = map[count]int64{}
-			w.counts[m] = c
-		}
-		tally(c, p.fact)
+		w.tally(p.fact)
 	}
+	var counts map[int64]map[count]int64
+	if aggregates && len(w.counts) > 0 {
+		counts, w.counts, w.countedAt = w.counts, map[int64]map[count]int64{}, time.Now()
+	}
+	w.countsMu.Unlock()
 	var endedHere map[attemptID]*Fact
 	for _, p := range batch {
 		if f := p.fact; f != nil && f.Kind == KindEnded {
@@ -218,9 +272,9 @@ func (w *writer) write(batch []*pending, aggregates bool) {
 		pipe.XAdd(ctx, &redis.XAddArgs{Stream: w.keys.facts(), MaxLen: w.maxEvents, Approx: true,
 			Values: []string{"f", string(encodeFact(f))}})
 	}
-	if aggregates && len(w.counts) > 0 {
+	if counts != nil {
 		totals := map[string]int64{}
-		for m, c := range w.counts {
+		for m, c := range counts {
 			key := w.keys.minute(m)
 			for k, n := range c {
 				field := k.field()
@@ -232,7 +286,6 @@ func (w *writer) write(batch []*pending, aggregates bool) {
 		for field, n := range totals {
 			pipe.HIncrBy(ctx, w.keys.totals(), field, n)
 		}
-		w.counts, w.countedAt = map[int64]map[count]int64{}, time.Now()
 	}
 	var err error
 	if pipe.Len() > 0 {

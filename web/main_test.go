@@ -408,6 +408,11 @@ func checkRun(t *testing.T, runID string, evs []sseEvent, tasks int, terminal st
 		if e.Terminal() && i != len(evs)-1 {
 			t.Errorf("terminal event %s at %d of %d", e.Type, i, len(evs))
 		}
+		if e.Type == app.TasksQueued {
+			for x := range min(e.Tasks, tasks) {
+				seen[x].queued++
+			}
+		}
 		if e.Index == nil {
 			continue
 		}

@@ -329,9 +329,9 @@ func benchViewers(b *testing.B, n int, pathFmt string, html bool) {
 		}
 		want := len(evs)
 		if html {
-			want = 0 // run.created and task.queued carry no fragment
+			want = 0 // run.created and tasks.queued carry no fragment
 			for _, e := range evs {
-				if e.Type != app.RunCreated && e.Type != app.TaskQueued {
+				if e.Type != app.RunCreated && e.Type != app.TasksQueued && e.Type != app.TaskQueued {
 					want++
 				}
 			}

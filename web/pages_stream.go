@@ -350,7 +350,7 @@ func (f *fragmenter) frame(e *app.Event) []byte {
 
 // windowParts renders e's fragments for the viewer's window, one element a line, as frame
 // sends them and a batch gathers them. Events the page already shows when rendered
-// (run.created, task.queued) have none. (Frame is not reentrant: each is taken in turn.)
+// (run.created, tasks.queued, task.queued) have none. (Frame is not reentrant: each is taken in turn.)
 func (f *fragmenter) windowParts(e *app.Event) []byte {
 	all := e.Frame(htmlParts, f.fragments)
 	if e.ID != "" {

@@ -25,7 +25,7 @@ func TestRunEachModeStreamsEveryEvent(t *testing.T) {
 			}
 			evs := h.follow(r.ID)
 			checkRun(t, r.ID, evs, tasks, app.RunFinished)
-			if want := 2 + 3*tasks; len(evs) != want {
+			if want := 3 + 2*tasks; len(evs) != want { // run.created, tasks.queued, two a task, run.finished
 				t.Errorf("%d events, want %d", len(evs), want)
 			}
 

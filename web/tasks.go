@@ -86,8 +86,9 @@ func (s *Server) registerTasks() {
 		Path:        "/api/tasks/{queue}/{id}",
 		Tags:        []string{"tasks"},
 		Summary:     "Get a recorded task with its attempts",
-		Description: "Tasks are keyed by queue and ID, and execution: asynq IDs are unique per queue only, and an ID can be enqueued again once its task is gone. Escape a / in either as %2F.",
-		Errors:      []int{http.StatusNotFound, http.StatusServiceUnavailable},
+		Description: "Tasks are keyed by queue and ID, and execution: asynq IDs are unique per queue only, and an ID can be enqueued again once its task is gone. Escape a / in either as %2F. " +
+			"taskrace's own tasks are here too, with the state their run shows: a distributed one under its asynq queue (taskrace by default), a sequential or concurrent one under taskrace:sequential or taskrace:concurrent, with the ID <run ID>.<index>; GET /api/tasks/{task_id} answers for the same task from its run's record.",
+		Errors: []int{http.StatusNotFound, http.StatusServiceUnavailable},
 	}, s.getRecordedTask)
 
 	register(s, restricted, huma.Operation{
@@ -106,8 +107,8 @@ func (s *Server) registerTasks() {
 		Path:        "/api/tasks/events",
 		Tags:        []string{"tasks"},
 		Summary:     "Stream the facts of recorded tasks",
-		Description: "Server-sent events: each fact the query selects (an attempt started, an attempt ended), with the state it leaves its task in, as it is recorded. " +
-			"Each frame is `id: <stream entry ID>`, `event: task.started` or `task.ended`, and `data: <the fact as JSON>`; a `: ping` comment comes every 15 s. " +
+		Description: "Server-sent events: each fact the query selects (an attempt started, an attempt ended, a task canceled), with the state it leaves its task in, as it is recorded. " +
+			"Each frame is `id: <stream entry ID>`, `event: task.started`, `task.ended` or `task.canceled` (stopped from outside: a taskrace run canceled or interrupted), and `data: <the fact as JSON>`; a `: ping` comment comes every 15 s. " +
 			"Without a resume position the stream starts with the facts that follow the request; a reconnecting EventSource sends Last-Event-ID and misses nothing the stream still holds.",
 		Parameters: []*huma.Param{
 			{Name: "q", In: "query", Description: "The query of GET /api/tasks", Schema: &huma.Schema{Type: "string", MaxLength: ptr(1000)}},

@@ -11,6 +11,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 	"github.com/taskrace/taskrace/app"
+	"github.com/taskrace/taskrace/live"
 	"github.com/taskrace/taskrace/live/wake"
 )
 
@@ -42,12 +43,12 @@ func toWholeSecond(now time.Time, d time.Duration) time.Duration {
 	return at.Sub(now)
 }
 
-// Worker is an asynq server on the run queue whose handler is the core's Executor.
+// Worker is an asynq server on the run queue whose handler is the core's Executor, recorded
+// in the live record by the core's Recorder.
 type Worker struct {
 	core    *app.Core
 	rdb     redis.UniversalClient // the server's own client, which carries the wake-up hook
 	srv     *wake.Server
-	slots   chan int
 	stopped func() // ends the launcher's count of this server
 }
 
@@ -71,17 +72,15 @@ func New(core *app.Core, cfg Config) *Worker {
 		Logger:          asynqLogger{core.Logger},
 		LogLevel:        asynq.WarnLevel,
 	})
-	w := &Worker{core: core, rdb: rdb, srv: srv, slots: make(chan int, cfg.Concurrency)}
-	for i := range cfg.Concurrency {
-		w.slots <- i
-	}
-	return w
+	return &Worker{core: core, rdb: rdb, srv: srv}
 }
 
 // Start starts processing tasks.
 func (w *Worker) Start() error {
 	mux := asynq.NewServeMux()
-	mux.Use(w.slot)
+	// The recorder hands each attempt its worker slot too (0…concurrency−1, lowest free
+	// first), which the run's events carry: one slot for both records.
+	mux.Use(w.core.Recorder.Middleware)
 	mux.HandleFunc(app.TypeFetch, w.handleFetch)
 	if err := w.srv.Start(mux); err != nil {
 		return err
@@ -125,34 +124,26 @@ func (w *Worker) Shutdown() {
 	w.rdb.Close()
 }
 
-type slotKey struct{}
-
-// slot hands each task one of the slots 0…concurrency−1 for as long as it runs, so that
-// pages can draw one lane per slot (asynq numbers no workers itself).
-func (w *Worker) slot(next asynq.Handler) asynq.Handler {
-	return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
-		s := <-w.slots
-		defer func() { w.slots <- s }()
-		return next.ProcessTask(context.WithValue(ctx, slotKey{}, s), t)
-	})
-}
-
 func (w *Worker) handleFetch(ctx context.Context, t *asynq.Task) error {
 	p, err := app.ParseTaskPayload(t.Payload())
 	if err != nil {
 		return errors.Join(err, asynq.SkipRetry)
 	}
 	if w.core.Launcher.Canceled(p.ID) {
-		return nil // a retry of a canceled run's task: nothing left to do
+		return app.ErrRunEnded // a retry of a canceled run's task: nothing left to do
 	}
 	attempt, _ := asynq.GetRetryCount(ctx)
 	maxRetry, _ := asynq.GetMaxRetry(ctx)
-	slot, _ := ctx.Value(slotKey{}).(int)
-	err = w.core.Executor.Execute(ctx, p, w.core.Worker(slot), attempt, attempt >= maxRetry)
+	slot := 0
+	a, ok := live.AttemptFrom(ctx)
+	if ok {
+		slot = a.Worker().Slot
+	}
+	err = w.core.Executor.Execute(ctx, p, a, w.core.Worker(slot), attempt, attempt >= maxRetry)
 	if err != nil && ctx.Err() != nil {
 		// Canceled: if the run was canceled there is nothing left to do.
 		if r, gerr := w.core.Runs.Get(context.WithoutCancel(ctx), p.ID); gerr == nil && r.Ended() {
-			return nil
+			return app.ErrRunEnded
 		}
 	}
 	return err

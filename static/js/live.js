@@ -28,6 +28,7 @@ const STREAM_EVENTS = [
   'message',
   'ping',
   'run.created',
+  'tasks.queued',
   'task.queued',
   'task.started',
   'task.finished',
