@@ -401,3 +401,36 @@ func TestAnEndAfterTheRunEndedIsRevoked(t *testing.T) {
 		t.Errorf("%d task.finished, want 1: the end after the cancel is not counted", n)
 	}
 }
+
+// Task ends are stored concurrently, so the end stored last need not be the latest: the run
+// still ends at its latest task's end, never before a task ended (a replay at any instant
+// would otherwise see a finished run with a task not ended, which reads canceled).
+func TestRunEndsAtItsLatestTaskEnd(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, withoutWorker())
+	r := &app.Run{ID: app.NewRunID(), Plan: app.Plan{Mode: app.Concurrent, Tasks: 2, Parallelism: 2, Target: app.BuiltinTarget},
+		Status: app.StatusRunning, CreatedAt: app.Now(), IdealMS: 40}
+	if err := e.core.Runs.Create(t.Context(), r); err != nil {
+		t.Fatal(err)
+	}
+	ref := app.RunRef{ID: r.ID, CreatedAt: r.CreatedAt, Tasks: 2, Target: app.BuiltinTarget, IdealMS: 40, Mode: app.Concurrent}
+	end := func(index int, after time.Duration) {
+		i := index
+		ev := &app.Event{Type: app.TaskFinished, RunID: r.ID, At: app.Time{Time: r.CreatedAt.Add(after)}, Index: &i}
+		if _, err := e.core.Runs.Finish(t.Context(), ref, index, ev, nil, nil, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	end(1, 50*time.Millisecond) // the later end is stored first
+	end(0, 30*time.Millisecond)
+	got := e.get(t, r.ID)
+	want := r.CreatedAt.Add(50 * time.Millisecond)
+	if got.Status != app.StatusFinished || !got.EndedAt.Equal(want) || got.WallMS == nil || *got.WallMS != 50 {
+		t.Fatalf("run = status %s, ended %v, wall %v; want finished at %v after 50 ms", got.Status, got.EndedAt, got.WallMS, want)
+	}
+	evs := e.watch(t, r.ID, "")
+	fin := evs[len(evs)-1]
+	if fin.Type != app.RunFinished || !fin.At.Equal(want) || fin.WallMS == nil || *fin.WallMS != 50 || fin.Efficiency == nil || *fin.Efficiency != 0.8 {
+		t.Errorf("last event %+v, want run.finished at %v, wall 50 ms, efficiency 0.8", fin, want)
+	}
+}

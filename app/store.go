@@ -47,7 +47,9 @@ return id
 // It returns 0 when the end is not counted (counted before, or the run finished), -1 when
 // the run was canceled or interrupted first, 1 when counted, 2 when it ended the run.
 // The script builds run.finished's JSON itself (as Event.JSON would), so that the tasks
-// that do not end the run do not pay for it.
+// that do not end the run do not pay for it. The run ends when its latest task ended, which
+// need not be the task whose end is stored last (ends are written concurrently): the
+// script keeps the latest end seen, so run.finished is never before a task's end.
 // The attempt's live fact is written in the same script: the one that says how it ended
 // when the run still counts it (or counted it before), the one that says it was revoked when
 // the run had ended first; "" for none.
@@ -69,10 +71,17 @@ if ARGV[11] ~= '' and redis.call('EXISTS', KEYS[5]) == 1 then
   redis.call('HSET', KEYS[5], 'result', ARGV[11])
 end
 if ARGV[3] == '1' then redis.call('HINCRBY', KEYS[1], 'failed', 1) end
+local last = redis.call('HMGET', KEYS[1], 'last_wall_ms', 'last_end_at', 'last_efficiency')
+local wall, at, eff = ARGV[7], ARGV[8], ARGV[9]
+if last[1] and tonumber(last[1]) > tonumber(wall) then
+  wall, at, eff = last[1], last[2], last[3]
+else
+  redis.call('HSET', KEYS[1], 'last_wall_ms', wall, 'last_end_at', at, 'last_efficiency', eff)
+end
 if redis.call('SCARD', KEYS[3]) < tonumber(ARGV[4]) then return 1 end
-redis.call('XADD', KEYS[2], '*', 'e', '{"type":"run.finished","run_id":"' .. ARGV[10] .. '","at":"' .. ARGV[8] ..
-  '","wall_ms":' .. ARGV[7] .. ',"ideal_ms":' .. ARGV[5] .. ',"efficiency":' .. ARGV[9] .. '}')
-redis.call('HSET', KEYS[1], 'status', 'finished', 'ended_at', ARGV[8], 'wall_ms', ARGV[7], 'efficiency', ARGV[9])
+redis.call('XADD', KEYS[2], '*', 'e', '{"type":"run.finished","run_id":"' .. ARGV[10] .. '","at":"' .. at ..
+  '","wall_ms":' .. wall .. ',"ideal_ms":' .. ARGV[5] .. ',"efficiency":' .. eff .. '}')
+redis.call('HSET', KEYS[1], 'status', 'finished', 'ended_at', at, 'wall_ms', wall, 'efficiency', eff)
 redis.call('SREM', KEYS[4], ARGV[10])
 if redis.call('HGET', KEYS[1], 'pinned') ~= '1' then
   for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ARGV[6]) end

@@ -2,6 +2,7 @@ package web
 
 import (
 	"html"
+	"math"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -156,7 +157,7 @@ func TestReplayFrames(t *testing.T) {
 		}
 		tallies++
 		f, _ := strconv.ParseFloat(at[1], 64)
-		p := app.ProjectAt(drec, devs, drec.CreatedAt.Add(time.Duration(f*float64(time.Millisecond))), nil)
+		p := app.ProjectAt(drec, devs, drec.CreatedAt.Add(offset(f)), nil)
 		taken := 0
 		for _, pr := range p.Processes() {
 			taken += pr.Tasks
@@ -202,7 +203,13 @@ func ms(t *testing.T, lines [][]string) []frameLine {
 		if err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, frameLine{time.Duration(f * float64(time.Millisecond)), html.UnescapeString(l[2])})
+		out = append(out, frameLine{offset(f), html.UnescapeString(l[2])})
 	}
 	return out
+}
+
+// offset is the instant a frame's data-at-ms gives: milliseconds with microseconds, as the
+// events' times have them (a float's truncation would land a microsecond early).
+func offset(ms float64) time.Duration {
+	return time.Duration(math.Round(ms*1000)) * time.Microsecond
 }
