@@ -85,7 +85,9 @@ type Server struct {
 
 	levels map[routeKey]access // each route's access level, as it was registered
 
-	recorded *live.Reader // the tasks recorded with package live, closed on Shutdown
+	recorded  *live.Reader // the tasks recorded with package live, closed on Shutdown
+	taskViews taskViews    // the queries the tasks pages follow live
+	workload  workload     // the in-process mixed workload, started by its first launch
 }
 
 // New builds the server's routes over core. Nothing listens until Serve.
@@ -164,6 +166,8 @@ func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.stop()
 	err := s.app.ShutdownWithContext(ctx)
+	s.taskViews.wg.Wait()
+	s.workload.shutdown()
 	s.recorded.Close()
 	for _, closeMonitor := range s.monitor.closers {
 		closeMonitor()
@@ -183,6 +187,8 @@ func (s *Server) routes() {
 
 	s.api = s.newAPI()
 	s.registerTasks() // before registerRuns: its /api/tasks/events is no /api/tasks/{task_id}
+	s.registerTaskPages()
+	s.registerWorkload()
 	s.registerRuns()
 	s.registerSeed()
 	s.registerHealth()
