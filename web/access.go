@@ -201,6 +201,13 @@ func (s *Server) refused(c *fiber.Ctx, need access) bool {
 	return false
 }
 
+// permits reports whether the request could read a route of level need: for a page that is
+// open but shows, to those who may, what a restricted route serves (the workers page's
+// counts of recorded tasks). It decides as refused does, without answering.
+func (s *Server) permits(c *fiber.Ctx, need access) bool {
+	return s.cfg.AdminToken == "" || need == open || (need == restricted && s.cfg.PublicTasks) || s.isAdmin(c)
+}
+
 func (s *Server) answer(c *fiber.Ctx, p *Problem) {
 	if err := writeProblem(c, p); err != nil {
 		s.logger.Error("writing a refusal", "err", err)
