@@ -6,12 +6,15 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/chromedp/chromedp"
 
 	"github.com/taskrace/taskrace/live"
 )
@@ -129,4 +132,70 @@ func peakRSSMB() float64 {
 		}
 	}
 	return 0
+}
+
+// BenchmarkTasksPageMainThread: one Chromium viewer of /tasks under the same 1,000 tasks a
+// second; the page's long tasks (main-thread work over 50 ms, by the browser's Long Tasks
+// API) over 15 s: how many, and the longest.
+//
+//	go test ./web -run '^$' -bench BenchmarkTasksPageMainThread -benchtime 1x
+func BenchmarkTasksPageMainThread(b *testing.B) {
+	const perSec, measure = 1000, 15 * time.Second
+	s := newBenchServer(b)
+	path, err := exec.LookPath("chromium")
+	if err != nil {
+		b.Skip("no chromium on PATH")
+	}
+	for range b.N {
+		rec, err := live.NewRecorder(s.core.Redis.Opt, live.Options{Concurrency: 64, Host: "load"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), measure+30*time.Second)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			tick := time.NewTicker(time.Second / perSec)
+			defer tick.Stop()
+			var open []*live.Attempt
+			for n := 0; ctx.Err() == nil; n++ {
+				open = append(open, rec.Start(live.Info{Queue: "load", ID: "m." + strconv.Itoa(n), Type: "load:" + strconv.Itoa(n%5), MaxRetry: 1}))
+				if len(open) > 20 {
+					open[0].End(ctx, nil)
+					open = open[1:]
+				}
+				select {
+				case <-tick.C:
+				case <-ctx.Done():
+				}
+			}
+		}()
+		alloc, cancelAlloc := chromedp.NewExecAllocator(ctx, chromedp.ExecPath(path), chromedp.Headless, chromedp.NoSandbox,
+			chromedp.DisableGPU, chromedp.Flag("disable-dev-shm-usage", true), chromedp.UserDataDir(b.TempDir()), chromedp.WindowSize(1280, 900))
+		tab, cancelTab := chromedp.NewContext(alloc)
+		if err := chromedp.Do(tab, chromedp.Navigate(s.base+"/tasks")); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := chromedp.Run(tab, chromedp.Evaluate[bool](`(window.__long = [], new PerformanceObserver((l) => { for (const e of l.getEntries()) window.__long.push(e.duration); }).observe({type: 'longtask'}), true)`)); err != nil {
+			b.Fatal(err)
+		}
+		time.Sleep(measure) // the span measured, not a wait for an event
+		long, err := chromedp.Run(tab, chromedp.Evaluate[[]float64](`window.__long`))
+		if err != nil {
+			b.Fatal(err)
+		}
+		updates, _ := chromedp.Run(tab, chromedp.Evaluate[float64](`Number(document.querySelector('[data-tasks]').dataset.updates || 0)`))
+		cancelTab()
+		cancelAlloc()
+		cancel()
+		<-done
+		rec.Close()
+		longest := 0.0
+		for _, d := range long {
+			longest = max(longest, d)
+		}
+		b.ReportMetric(float64(len(long)), "long-tasks")
+		b.ReportMetric(longest, "longest-ms")
+		b.ReportMetric(updates/measure.Seconds(), "updates/s")
+	}
 }
