@@ -79,14 +79,21 @@ func TaskRowID(t *live.Task) string {
 
 // Runtime is how long a task's latest attempt ran, or has run by at, as people read it.
 func Runtime(t *live.Task, at time.Time) string {
-	if t.State == taskstate.Running {
-		ms := float64(max(0, at.Sub(t.LatestAt)).Microseconds()) / 1000
-		return Duration(ms)
-	}
-	if t.DurationMS == nil {
+	if t.State != taskstate.Running && t.DurationMS == nil {
 		return "—"
 	}
-	return Duration(*t.DurationMS)
+	return Duration(RuntimeMS(t, at))
+}
+
+// RuntimeMS is how long a task's latest attempt ran, or has run by at, in milliseconds.
+func RuntimeMS(t *live.Task, at time.Time) float64 {
+	if t.State == taskstate.Running {
+		return float64(max(0, at.Sub(t.LatestAt)).Microseconds()) / 1000
+	}
+	if t.DurationMS == nil {
+		return 0
+	}
+	return *t.DurationMS
 }
 
 // Duration formats milliseconds for people: "840 µs", "12.3 ms", "2.41 s", "3 min 05 s".

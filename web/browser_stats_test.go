@@ -37,6 +37,7 @@ func TestBrowserStatsPageIsLive(t *testing.T) {
 		t.Errorf("a chart draws %d minutes, want %d", got, statsMinutes)
 	}
 	b.screenshot(ctx, "stats", true)
+	axeFindings(t, b, ctx, "/stats")
 	b.noConsoleErrors()
 
 	// A window the page does not offer is said on the page, with 400.
