@@ -46,7 +46,7 @@ func Tasks(v TasksView) templ.Component {
 				}()
 			}
 			ctx = templ.InitializeContext(ctx)
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 1, "<h1 class=\"text-2xl font-bold tracking-tight\">Tasks</h1><p class=\"mt-1 muted\">Every task of every type and queue that an asynq server recording with package <code>live</code> runs, pushed as it happens.</p><form method=\"get\" action=\"/tasks\" class=\"card mt-4\" role=\"search\" aria-label=\"Filter tasks\" data-tasks-filter><div class=\"flex flex-wrap items-end gap-3\"><div class=\"flex min-w-0 flex-1 flex-col gap-1\"><label for=\"q\" class=\"text-sm font-medium\">Query</label> <input id=\"q\" name=\"q\" type=\"search\" value=\"")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 1, "<h1 class=\"text-2xl font-bold tracking-tight\">Tasks</h1><p class=\"mt-1 muted\">Every task of every type and queue that an asynq server recording with package <code>live</code> runs, pushed as it happens.</p><form method=\"get\" action=\"/tasks\" class=\"card mt-4\" role=\"search\" aria-label=\"Filter tasks\" data-tasks-filter><div class=\"flex flex-wrap items-end gap-3\"><div class=\"flex min-w-[15rem] flex-1 flex-col gap-1\"><label for=\"q\" class=\"text-sm font-medium\">Query</label> <input id=\"q\" name=\"q\" type=\"search\" value=\"")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}

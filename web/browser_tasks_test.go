@@ -48,6 +48,9 @@ func TestBrowserTasksPageIsLive(t *testing.T) {
 	if w := eval[int](b, mctx, `document.documentElement.scrollWidth`); w > 375 {
 		t.Errorf("/tasks is %d px wide at 375 px", w)
 	}
+	if w := eval[float64](b, mctx, `document.querySelector('#q').getBoundingClientRect().width`); w < 200 {
+		t.Errorf("the query field is %.0f px wide at 375 px", w)
+	}
 	b.screenshot(mctx, "tasks-375", false)
 
 	// A filter in the URL survives a reload, and the stream follows the filter.
