@@ -42,6 +42,7 @@ type TaskRows struct {
 type TaskView struct {
 	Page  Page
 	Task  *live.Task
+	At    time.Time // when it was read: a running attempt's time counts to here
 	Error string
 }
 
@@ -66,6 +67,15 @@ func TasksURL(q, sort, cursor string) string {
 // TaskURL is a recorded task's page; execution 0 is the latest.
 func TaskURL(t *live.Task) string {
 	u := "/tasks/" + url.PathEscape(t.Queue) + "/" + url.PathEscape(t.ID)
+	if t.Execution > 1 {
+		u += "?execution=" + strconv.Itoa(t.Execution)
+	}
+	return u
+}
+
+// TaskURLStream is where a task's page follows it.
+func TaskURLStream(t *live.Task) string {
+	u := "/tasks/" + url.PathEscape(t.Queue) + "/" + url.PathEscape(t.ID) + "/stream"
 	if t.Execution > 1 {
 		u += "?execution=" + strconv.Itoa(t.Execution)
 	}

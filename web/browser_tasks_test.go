@@ -37,6 +37,30 @@ func TestBrowserTasksPageIsLive(t *testing.T) {
 		fmt.Sprintf(`[...document.querySelectorAll('#tasks-rows tr[data-rt]')].some(r => r.dataset.rt === %q && ['done','failed','retrying'].includes(r.dataset.state))`, running))
 	b.until(ctx, 30*time.Second, "every type of the mix",
 		`['email:send','video:transcode','hash:compute','webhook:deliver'].every(t => [...document.querySelectorAll('[data-type]')].some(e => e.textContent === t))`)
+	// A running task's page follows it to its end. On a loaded machine a task may end
+	// before its page has loaded: then another is tried.
+	runningVideo := `[...document.querySelectorAll('#tasks-rows tr[data-state=running]')].find(r => r.querySelector('[data-type]').textContent === 'video:transcode')`
+	followed := false
+	for try := 0; try < 5 && !followed; try++ {
+		b.until(ctx, 30*time.Second, "a running video:transcode", runningVideo)
+		href := eval[string](b, ctx, `(() => { const r = `+runningVideo+`; return r ? r.querySelector('a[data-task-link]').getAttribute('href') : ''; })()`)
+		if href == "" {
+			continue
+		}
+		b.open(b2, href)
+		if eval[bool](b, b2, `!!document.querySelector('[data-ended]')`) {
+			continue // ended already
+		}
+		if !eval[bool](b, b2, `!!document.querySelector('[data-task-live][data-stream-url]')`) {
+			t.Errorf("the page of running task %s does not follow it", href)
+		}
+		b.until(b2, 30*time.Second, "the task's page to show its end without a reload",
+			`document.querySelector('#task-detail[data-ended] [data-state=done]') && document.querySelector('[data-task-live]').dataset.updates > 0`)
+		followed = true
+	}
+	if !followed {
+		t.Error("no running task's page could be opened before its task ended, in five tries")
+	}
 	n1 := eval[int](b, ctx, `Number(document.getElementById('tasks-counts').dataset.total)`)
 	b.until(ctx, 20*time.Second, "the count to grow", fmt.Sprintf(`Number(document.getElementById('tasks-counts').dataset.total) > %d`, n1))
 	b.screenshot(ctx, "tasks", true)

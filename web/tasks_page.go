@@ -33,6 +33,7 @@ func (s *Server) registerTaskPages() {
 	s.route(fiber.MethodGet, "/tasks", restricted, s.tasksPage)
 	s.route(fiber.MethodGet, "/tasks/stream", restricted, s.tasksStream)
 	s.route(fiber.MethodGet, "/tasks/:queue/:id", restricted, s.taskPage)
+	s.route(fiber.MethodGet, "/tasks/:queue/:id/stream", restricted, s.taskStream)
 }
 
 // tasksQuery reads the page's q, sort and cursor.
@@ -103,29 +104,67 @@ func (s *Server) tasksPage(c *fiber.Ctx) error {
 	return s.render(c, http.StatusOK, templates.Tasks(v))
 }
 
-func (s *Server) taskPage(c *fiber.Ctx) error {
-	ctx, cancel := pageContext(c)
-	defer cancel()
+// taskParams reads a task page's queue, ID and execution.
+func taskParams(c *fiber.Ctx) (queue, id string, n int, err error) {
 	queue, qerr := url.PathUnescape(c.Params("queue"))
 	id, ierr := url.PathUnescape(c.Params("id"))
 	if qerr != nil || ierr != nil {
-		return s.pageError(c, newProblem(http.StatusNotFound, "no such task: the path is not validly escaped"))
+		return "", "", 0, newProblem(http.StatusNotFound, "no such task: the path is not validly escaped")
 	}
-	queue, id = strings.Clone(queue), strings.Clone(id)
-	n := 0
 	if e := c.Query("execution"); e != "" {
-		var err error
 		if n, err = strconv.Atoi(e); err != nil || n < 0 {
-			return s.pageError(c, badQuery("execution", e, "must be 1 or more (or absent, for the latest)"))
+			return "", "", 0, badQuery("execution", e, "must be 1 or more (or absent, for the latest)")
 		}
 	}
-	v := templates.TaskView{Page: s.page(c, "Task "+id, "tasks")}
+	return strings.Clone(queue), strings.Clone(id), n, nil
+}
+
+func (s *Server) taskView(ctx context.Context, queue, id string, n int) (templates.TaskView, error) {
+	v := templates.TaskView{At: time.Now().UTC()}
 	t, err := s.recorded.Task(ctx, queue, id, n)
 	if err != nil {
-		return s.pageError(c, liveError(err, fmt.Sprintf("task %s on queue %s", id, queue)))
+		return v, liveError(err, fmt.Sprintf("task %s on queue %s", id, queue))
 	}
 	v.Task = t
+	return v, nil
+}
+
+func (s *Server) taskPage(c *fiber.Ctx) error {
+	ctx, cancel := pageContext(c)
+	defer cancel()
+	queue, id, n, err := taskParams(c)
+	if err != nil {
+		return s.pageError(c, err)
+	}
+	v, err := s.taskView(ctx, queue, id, n)
+	if err != nil {
+		return s.pageError(c, err)
+	}
+	v.Page = s.page(c, "Task "+id, "tasks")
+	v.Page.Scripts = []string{"js/tasks.js"}
 	return s.render(c, http.StatusOK, templates.TaskPage(v))
+}
+
+// taskStream sends a task's page's live part every second; the page stops following once
+// the part it gets says the task has ended.
+func (s *Server) taskStream(c *fiber.Ctx) error {
+	queue, id, n, err := taskParams(c)
+	if err != nil {
+		return err
+	}
+	return s.stream(c, func() (sseSource, error) {
+		return &periodicSource{every: time.Second, render: func(ctx context.Context) ([]byte, error) {
+			v, err := s.taskView(ctx, queue, id, n)
+			if err != nil {
+				return nil, err
+			}
+			var b bytes.Buffer
+			if err := templates.TaskDetail(v).Render(ctx, &b); err != nil {
+				return nil, err
+			}
+			return sseHTML("", "task", oneLine(b.Bytes())), nil
+		}}, nil
+	})
 }
 
 // tasksStream sends the tasks page's live part whenever it changes, at most every
