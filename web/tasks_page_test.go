@@ -73,6 +73,9 @@ func TestTaskPagesAreRestricted(t *testing.T) {
 	t.Parallel()
 	h := start(t, withWorker(), withWebConfig(func(c *Config) { c.AdminToken = speakerToken }))
 	foreignApp(t, h, "pages-restricted", 1)
+	h.eventually(20*time.Second, "the foreign task to be recorded", func() bool {
+		return h.get("/api/tasks/pages-restricted/email-0", "Authorization", "Bearer "+speakerToken).status == 200
+	})
 	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	for _, p := range []string{"/tasks?q=" + url.QueryEscape("state:failed"), "/tasks/pages-restricted/email-0", "/stats"} {
 		req, _ := http.NewRequest("GET", h.base+p, nil)
