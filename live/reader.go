@@ -1,6 +1,7 @@
 package live
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
@@ -53,6 +54,7 @@ type Task struct {
 	Error      string          `json:"error,omitempty" doc:"The latest error"`
 	EnqueuedAt time.Time       `json:"enqueued_at,omitzero"`
 	StartedAt  time.Time       `json:"started_at,omitzero" doc:"Its first attempt's start"`
+	LatestAt   time.Time       `json:"latest_started_at,omitzero" doc:"Its latest attempt's start"`
 	EndedAt    time.Time       `json:"ended_at,omitzero" doc:"When it ended for good"`
 	WaitMS     *float64        `json:"wait_ms,omitempty" doc:"Enqueue to first start, when the enqueuer stamped it (live.NewTask)"`
 	DurationMS *float64        `json:"duration_ms,omitempty" doc:"How long its latest ended attempt ran"`
@@ -273,6 +275,20 @@ func (r *Reader) Tasks(ctx context.Context, q *Query, limit int, cursor string) 
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	return r.ix.page(q, limit, cursor), nil
+}
+
+// Longest returns the page of tasks q selects (nil: all), longest-running first, up to limit
+// (1 to 1000), from offset (the next value of a previous page, or 0). A task's runtime is
+// that of its latest ended attempt, or for one that runs, how long its attempt has run by
+// now; ties keep the newest first.
+func (r *Reader) Longest(ctx context.Context, q *Query, limit, offset int, now time.Time) (*Page, error) {
+	if err := r.await(ctx); err != nil {
+		return nil, err
+	}
+	limit = min(max(limit, 1), maxPage)
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.ix.longest(q, limit, max(offset, 0), now), nil
 }
 
 // Task returns execution n (0: the latest) of the task queue/id, with its attempts.
@@ -769,6 +785,7 @@ func (t *Task) settle() {
 	t.Attempts = len(t.History)
 	t.Worker = last.Worker
 	t.StartedAt = t.History[0].StartedAt
+	t.LatestAt = last.StartedAt
 	t.Exit, t.Error, t.EndedAt = "", "", time.Time{}
 	t.flags &^= hasDur | hasWait
 	for i := len(t.History) - 1; i >= 0; i-- {
@@ -850,6 +867,44 @@ func (ix *index) page(q *Query, limit int, cursor string) *Page {
 		} else if p.Next == "" {
 			p.Next = p.Tasks[len(p.Tasks)-1].first.String()
 		}
+	}
+	return p
+}
+
+// runtime is how long t's latest attempt ran, or has run by now.
+func (t *Task) runtime(now time.Time) float64 {
+	if t.State == taskstate.Running {
+		return float64(max(0, now.Sub(t.LatestAt)).Microseconds()) / 1000
+	}
+	if t.flags&hasDur != 0 {
+		return t.dur
+	}
+	return 0
+}
+
+func (ix *index) longest(q *Query, limit, offset int, now time.Time) *Page {
+	p := &Page{Tasks: []Task{}, Counts: map[string]int{}}
+	type ranked struct {
+		t  *Task
+		ms float64
+	}
+	var all []ranked
+	empty := q.Empty()
+	for i := len(ix.tasks) - 1; i >= 0; i-- {
+		t := ix.tasks[i]
+		if t.flags&gone != 0 || (!empty && !q.Match(t)) {
+			continue
+		}
+		p.Total++
+		p.Counts[t.State]++
+		all = append(all, ranked{t, t.runtime(now)})
+	}
+	slices.SortStableFunc(all, func(a, b ranked) int { return cmp.Compare(b.ms, a.ms) })
+	for _, x := range all[min(offset, len(all)):min(offset+limit, len(all))] {
+		p.Tasks = append(p.Tasks, x.t.public(false))
+	}
+	if offset+limit < len(all) {
+		p.Next = strconv.Itoa(offset + limit)
 	}
 	return p
 }

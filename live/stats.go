@@ -135,6 +135,7 @@ type Distribution struct {
 	MeanMS  float64  `json:"mean_ms"`
 	P50MS   float64  `json:"p50_ms" doc:"Upper bound of the bucket holding the median"`
 	P95MS   float64  `json:"p95_ms" doc:"Upper bound of the bucket holding the 95th percentile"`
+	P99MS   float64  `json:"p99_ms" doc:"Upper bound of the bucket holding the 99th percentile"`
 	Buckets []Bucket `json:"buckets" doc:"Cumulative counts"`
 }
 
@@ -201,7 +202,7 @@ func (c counters) distribution(bucket, sum string) Distribution {
 			d.Buckets[i].LeMS = &le
 		}
 	}
-	d.P50MS, d.P95MS = d.quantile(0.5), d.quantile(0.95)
+	d.P50MS, d.P95MS, d.P99MS = d.quantile(0.5), d.quantile(0.95), d.quantile(0.99)
 	return d
 }
 

@@ -65,10 +65,10 @@ func (c Capacity) Summary() string {
 // WorkersSummary is "2 workers · 10 slots · 3 tasks active".
 func (v WorkersView) WorkersSummary() string {
 	active := 0
-	for _, s := range v.Servers {
-		active += len(s.Active)
+	for _, p := range v.Procs {
+		active += len(p.Active)
 	}
-	return plural(len(v.Servers), "worker", "workers") + " · " + plural(v.Capacity, "slot", "slots") + " · " +
+	return plural(len(v.Procs), "worker", "workers") + " · " + plural(v.Capacity, "slot", "slots") + " · " +
 		plural(active, "task", "tasks") + " active"
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/a-h/templ"
 
 	"github.com/taskrace/taskrace/app"
+	"github.com/taskrace/taskrace/live"
 )
 
 // Page is what the layout needs to know about every page.
@@ -131,31 +132,34 @@ func (v *CompareView) AnyLive() bool {
 	return false
 }
 
-// WorkersView is the workers page: the live asynq servers of the run queue.
+// WorkersView is the workers page: the live worker processes.
 type WorkersView struct {
 	Page     Page
-	Servers  []WorkerServer
-	Capacity int
+	Procs    []WorkerProcess
+	Capacity int // slots on the run queue
 	At       time.Time
 	Error    string
 }
 
-// WorkerServer is one live asynq server, as the workers page shows it.
-type WorkerServer struct {
-	Host        string
-	PID         int
-	Concurrency int
-	Queues      []string
-	Started     time.Time
-	Status      string
-	Active      []ActiveTask
+// WorkerView is one worker process's page.
+type WorkerView struct {
+	Page   Page
+	Name   string // host:pid
+	Proc   *WorkerProcess
+	Recent []live.Task // its latest tasks, when the viewer may read them
+	At     time.Time
+	Error  string
 }
 
-// ActiveTask is a task a worker is executing, as of its last heartbeat.
+// ActiveTask is a task a worker is executing.
 type ActiveTask struct {
-	TaskID string
-	RunID  string // empty for a task that is not taskrace's
-	Index  int
+	TaskID  string
+	Type    string
+	Queue   string
+	RunID   string // empty for a task that is not taskrace's
+	Index   int
+	Started time.Time
+	Link    bool // its recorded task's page may be linked
 }
 
 // ErrorView is an error page.

@@ -201,6 +201,13 @@ func (s *Server) refused(c *fiber.Ctx, need access) bool {
 	return false
 }
 
+// permits reports whether the request could read a route of level need: for a page that is
+// open but shows, to those who may, what a restricted route serves (the workers page's
+// counts of recorded tasks). It decides as refused does, without answering.
+func (s *Server) permits(c *fiber.Ctx, need access) bool {
+	return s.cfg.AdminToken == "" || need == open || (need == restricted && s.cfg.PublicTasks) || s.isAdmin(c)
+}
+
 func (s *Server) answer(c *fiber.Ctx, p *Problem) {
 	if err := writeProblem(c, p); err != nil {
 		s.logger.Error("writing a refusal", "err", err)
@@ -214,8 +221,12 @@ func safeMethod(m string) bool {
 // unauthorized answers a request that needs the admin: the sign-in form for a page's form,
 // a problem for everyone else.
 func (s *Server) unauthorized(c *fiber.Ctx) {
-	if isForm(c) {
-		if err := c.Redirect(loginPath+"?next="+url.QueryEscape(returnPath(c)), http.StatusSeeOther); err != nil {
+	if isForm(c) || (c.Method() == fiber.MethodGet && wantsPage(c)) {
+		back := returnPath(c)
+		if !isForm(c) {
+			back = safeNext(string(c.Request().URI().RequestURI())) // the page itself, once signed in
+		}
+		if err := c.Redirect(loginPath+"?next="+url.QueryEscape(back), http.StatusSeeOther); err != nil {
 			s.logger.Error("redirecting to sign-in", "err", err)
 		}
 		return
@@ -355,6 +366,11 @@ func localPath(p string) bool {
 		}
 	}
 	return true
+}
+
+// wantsPage reports whether a GET is a browser's navigation to a page, not a script's call.
+func wantsPage(c *fiber.Ctx) bool {
+	return c.Get("Sec-Fetch-Mode") == "navigate" || strings.HasPrefix(c.Get(fiber.HeaderAccept), "text/html")
 }
 
 func isForm(c *fiber.Ctx) bool {

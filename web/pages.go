@@ -46,7 +46,7 @@ func (s *Server) registerPages() {
 	s.route(fiber.MethodGet, "/compare", open, s.comparePage)
 	s.route(fiber.MethodPost, "/compare/cancel", admin, s.cancelAllForm)
 	s.route(fiber.MethodGet, "/partials/capacity", open, s.capacityPartial)
-	s.route(fiber.MethodGet, "/workers", open, s.workersPage)
+	s.registerWorkerPages()
 	s.route(fiber.MethodGet, "/runs/:id/workers", open, s.runWorkersPartial)
 }
 

@@ -85,7 +85,10 @@ type Server struct {
 
 	levels map[routeKey]access // each route's access level, as it was registered
 
-	recorded *live.Reader // the tasks recorded with package live, closed on Shutdown
+	recorded  *live.Reader   // the tasks recorded with package live, closed on Shutdown
+	taskViews taskViews      // the queries the tasks pages follow live
+	workload  workload       // the in-process mixed workload, started by its first launch
+	bg        sync.WaitGroup // background goroutines, ended by Shutdown
 }
 
 // New builds the server's routes over core. Nothing listens until Serve.
@@ -157,13 +160,20 @@ func prefixStrings(ps []netip.Prefix) []string {
 func (s *Server) Handler() *fiber.App { return s.app }
 
 // Serve serves HTTP on ln until Shutdown.
-func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
+func (s *Server) Serve(ln net.Listener) error {
+	s.bg.Add(1)
+	go s.markServe()
+	return s.app.Listener(ln)
+}
 
 // Shutdown ends the event streams and the seed routes' waits, then stops the HTTP server,
 // waiting for requests in flight until ctx ends.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.stop()
 	err := s.app.ShutdownWithContext(ctx)
+	s.taskViews.wg.Wait()
+	s.bg.Wait()
+	s.workload.shutdown()
 	s.recorded.Close()
 	for _, closeMonitor := range s.monitor.closers {
 		closeMonitor()
@@ -183,6 +193,9 @@ func (s *Server) routes() {
 
 	s.api = s.newAPI()
 	s.registerTasks() // before registerRuns: its /api/tasks/events is no /api/tasks/{task_id}
+	s.registerTaskPages()
+	s.registerStatsPages()
+	s.registerWorkload()
 	s.registerRuns()
 	s.registerSeed()
 	s.registerHealth()
