@@ -1,6 +1,6 @@
 // Package live records every task an asynq server runs, of every type and queue, so that
 // taskrace (or any reader of this package) can show them live: states, attempts, workers,
-// errors, and per-type aggregates. An application adds it in one line:
+// errors, and aggregates by task type and queue. An application adds it in one line:
 //
 //	rec, err := live.NewRecorder(redisOpt, live.Options{Concurrency: 10})
 //	mux.Use(rec.Middleware)
@@ -26,8 +26,13 @@
 // # Storage
 //
 // Facts go on one capped Redis stream (Options.MaxEvents, DefaultMaxEvents by default), and
-// what they count into per-type hashes per minute, kept StatsRetention (24 h), and per-type
-// totals. Writes are batched by group commit: one pipeline carries whatever is pending.
+// what they count into hashes per minute, kept StatsRetention (24 h), and totals, both by
+// task type and queue: the same type on two queues is two series, each with its own counts.
+// Writes are batched by group commit: one pipeline carries whatever is pending.
+//
+// Aggregates of the earlier layout, by type alone (the hashes <prefix>stats:<minute> and
+// <prefix>totals), are not read: they stop being shown, the minutes expire within
+// StatsRetention, and the old totals hash may be deleted by hand.
 //
 // By default recording is best-effort: a handler never waits for Redis, and a crash loses
 // at most the facts not yet written, those of the last round trip (a millisecond or so), and

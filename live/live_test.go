@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -321,5 +322,21 @@ func TestTaskKeys(t *testing.T) {
 	b1, err := e.reader.Task(t.Context(), "b", "same", 1)
 	if err != nil || b1.Type != "fail" || b1.State != taskstate.Failed || b1.Exit != live.ExitSkipRetry || b1.Attempts != 1 {
 		t.Errorf("b/same execution 1: %+v, %v; want the failed task, skip_retry after one attempt", b1, err)
+	}
+	// The aggregates are kept by type and queue too: ok on a and on b are two series.
+	if err := rec.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	st, err := e.reader.Stats(t.Context(), time.Now().Add(-time.Hour), time.Now(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, s := range st.Types {
+		got = append(got, fmt.Sprintf("%s on %s: %d started, %d succeeded, %d failed", s.Type, s.Queue, s.Started, s.Succeeded, s.Failed))
+	}
+	if want := []string{"fail on b: 1 started, 0 succeeded, 1 failed", "ok on a: 1 started, 1 succeeded, 0 failed",
+		"ok on b: 1 started, 1 succeeded, 0 failed"}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("aggregates:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

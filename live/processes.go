@@ -133,27 +133,3 @@ func (r *Reader) Processes(ctx context.Context, minutes int, now time.Time) ([]*
 	})
 	return out, nil
 }
-
-// TypeQueues is, for each task type the reader holds tasks of, the queues they ran on.
-func (r *Reader) TypeQueues(ctx context.Context) (map[string][]string, error) {
-	if err := r.await(ctx); err != nil {
-		return nil, err
-	}
-	type pair struct{ typ, queue string }
-	seen := map[pair]bool{}
-	r.mu.RLock()
-	for _, t := range r.ix.tasks {
-		if t.flags&gone == 0 {
-			seen[pair{t.Type, t.Queue}] = true
-		}
-	}
-	r.mu.RUnlock()
-	out := map[string][]string{}
-	for p := range seen {
-		out[p.typ] = append(out[p.typ], p.queue)
-	}
-	for _, qs := range out {
-		slices.Sort(qs)
-	}
-	return out, nil
-}

@@ -309,7 +309,7 @@ func (r *Reader) Task(ctx context.Context, queue, id string, n int) (*Task, erro
 	return &c, nil
 }
 
-// Stats are the per-type aggregates of the minutes from from to to (at most StatsRetention),
+// Stats are the aggregates by task type and queue of the minutes from from to to (at most StatsRetention),
 // with each minute's when perMinute.
 func (r *Reader) Stats(ctx context.Context, from, to time.Time, perMinute bool) (*Stats, error) {
 	s, err := readStats(ctx, r.rdb, r.keys, from, to, perMinute)
@@ -319,7 +319,7 @@ func (r *Reader) Stats(ctx context.Context, from, to time.Time, perMinute bool) 
 	return s, nil
 }
 
-// Totals are the per-type aggregates since the first fact was recorded.
+// Totals are the aggregates by task type and queue since the first fact was recorded.
 func (r *Reader) Totals(ctx context.Context) (*Stats, error) {
 	s, err := readTotals(ctx, r.rdb, r.keys)
 	if err != nil {

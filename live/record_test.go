@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -49,36 +50,46 @@ func TestAggregates(t *testing.T) {
 		took     time.Duration
 	}
 	cases := []struct {
-		name     string
-		attempts []attempt
-		want     live.TypeStats // the counters compared
-		p50MS    float64
-		state    string
+		name       string
+		queue, typ string // the series: each case is one, and two share a type
+		attempts   []attempt
+		want       live.TypeStats // the counters compared
+		p50MS      float64
+		state      string
 	}{
-		{"one success", []attempt{{bg, nil, 1, 3, 3 * time.Millisecond}},
+		{"one success", "agg", "agg:0", []attempt{{bg, nil, 1, 3, 3 * time.Millisecond}},
 			live.TypeStats{Started: 1, Succeeded: 1, Ended: map[string]int64{live.ExitSuccess: 1}}, 5, taskstate.Done},
-		{"error, retried, then success", []attempt{{bg, errors.New("x"), 1, 3, 40 * time.Millisecond}, {bg, nil, 2, 3, 40 * time.Millisecond}},
+		{"error, retried, then success", "agg", "agg:1", []attempt{{bg, errors.New("x"), 1, 3, 40 * time.Millisecond}, {bg, nil, 2, 3, 40 * time.Millisecond}},
 			live.TypeStats{Started: 2, Succeeded: 1, Retried: 1, Ended: map[string]int64{live.ExitSuccess: 1, live.ExitError: 1}}, 50, taskstate.Done},
-		{"error with no retry left", []attempt{{bg, errors.New("x"), 1, 0, 2 * time.Second}},
+		{"error with no retry left", "agg", "agg:2", []attempt{{bg, errors.New("x"), 1, 0, 2 * time.Second}},
 			live.TypeStats{Started: 1, Failed: 1, Ended: map[string]int64{live.ExitError: 1}}, 2500, taskstate.Failed},
-		{"skip retry with retries left", []attempt{{bg, fmt.Errorf("bad: %w", asynq.SkipRetry), 1, 5, time.Millisecond}},
+		{"skip retry with retries left", "agg", "agg:3", []attempt{{bg, fmt.Errorf("bad: %w", asynq.SkipRetry), 1, 5, time.Millisecond}},
 			live.TypeStats{Started: 1, Failed: 1, Ended: map[string]int64{live.ExitSkipRetry: 1}}, 1, taskstate.Failed},
-		{"revoked", []attempt{{bg, asynq.RevokeTask, 1, 5, time.Millisecond}},
+		{"revoked", "agg", "agg:4", []attempt{{bg, asynq.RevokeTask, 1, 5, time.Millisecond}},
 			live.TypeStats{Started: 1, Ended: map[string]int64{live.ExitRevoked: 1}}, 1, taskstate.Canceled},
-		{"deadline, retried", []attempt{{deadline, context.DeadlineExceeded, 1, 1, 10 * time.Second}},
+		{"deadline, retried", "agg", "agg:5", []attempt{{deadline, context.DeadlineExceeded, 1, 1, 10 * time.Second}},
 			live.TypeStats{Started: 1, Retried: 1, Ended: map[string]int64{live.ExitDeadline: 1}}, 10_000, taskstate.Retrying},
-		{"canceled on the last try", []attempt{{canceled, context.Canceled, 2, 1, time.Minute}},
+		{"canceled on the last try", "agg", "agg:6", []attempt{{canceled, context.Canceled, 2, 1, time.Minute}},
 			live.TypeStats{Started: 1, Failed: 1, Ended: map[string]int64{live.ExitCanceled: 1}}, 60_000, taskstate.Failed},
-		{"too long for any bucket", []attempt{{bg, nil, 1, 0, time.Hour}},
+		{"too long for any bucket", "agg", "agg:7", []attempt{{bg, nil, 1, 0, time.Hour}},
 			live.TypeStats{Started: 1, Succeeded: 1, Ended: map[string]int64{live.ExitSuccess: 1}}, 300_000, taskstate.Done},
+		// The same type on two queues is two series, each with its own counts.
+		{"a type on one queue", "agg:a", "agg:shared", []attempt{{bg, nil, 1, 3, 3 * time.Millisecond}},
+			live.TypeStats{Started: 1, Succeeded: 1, Ended: map[string]int64{live.ExitSuccess: 1}}, 5, taskstate.Done},
+		{"the same type on another", "agg:b", "agg:shared", []attempt{{bg, errors.New("x"), 1, 1, 40 * time.Millisecond}, {bg, errors.New("x"), 2, 1, 40 * time.Millisecond}},
+			live.TypeStats{Started: 2, Retried: 1, Failed: 1, Ended: map[string]int64{live.ExitError: 2}}, 50, taskstate.Failed},
+		// Names that hold the field's separators, or look like its queue length.
+		{"a queue and a type with separators", "3:x|y|", "a|b|0", []attempt{{bg, nil, 1, 0, 3 * time.Millisecond}},
+			live.TypeStats{Started: 1, Succeeded: 1, Ended: map[string]int64{live.ExitSuccess: 1}}, 5, taskstate.Done},
+		{"a series a plain queue|type field would merge with the last", "3:x", "y||a|b|0", []attempt{{bg, errors.New("x"), 1, 1, 3 * time.Millisecond}, {bg, nil, 2, 1, 3 * time.Millisecond}},
+			live.TypeStats{Started: 2, Succeeded: 1, Retried: 1, Ended: map[string]int64{live.ExitError: 1, live.ExitSuccess: 1}}, 5, taskstate.Done},
 	}
 	e := newEnv(t)
 	clk := &clock{now: time.Now().Add(-time.Minute).Truncate(time.Minute)}
 	rec := e.recorder(live.Options{Durable: true, Clock: clk.Now})
-	for i, c := range cases {
-		typ := "agg:" + strconv.Itoa(i)
+	for _, c := range cases {
 		for _, a := range c.attempts {
-			at := rec.Start(live.Info{Queue: "agg", ID: typ, Type: typ, Attempt: a.attempt, MaxRetry: a.maxRetry,
+			at := rec.Start(live.Info{Queue: c.queue, ID: c.typ, Type: c.typ, Attempt: a.attempt, MaxRetry: a.maxRetry,
 				EnqueuedAt: clk.Now().Add(-20 * time.Millisecond)})
 			clk.advance(a.took)
 			if err := at.End(a.ctx, a.err); err != nil {
@@ -88,6 +99,14 @@ func TestAggregates(t *testing.T) {
 	}
 	if err := rec.Flush(t.Context()); err != nil {
 		t.Fatal(err)
+	}
+	// Aggregates of the layout by type alone are not read, nor fields of no series.
+	minute := "taskrace:live:stats:" + strconv.FormatInt(clk.Now().Unix()/60, 10)
+	for key, field := range map[string]string{minute: "agg:0|started", "taskrace:live:totals": "agg:0|started",
+		"taskrace:live:queue-totals": "3:agg|nothing", "taskrace:live:queue-stats:" + strconv.FormatInt(clk.Now().Unix()/60, 10): "9:agg|x|started"} {
+		if err := e.rdb.HIncrBy(t.Context(), key, field, 5).Err(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	stats, err := e.reader.Stats(t.Context(), clk.Now().Add(-3*time.Hour), clk.Now(), true)
 	if err != nil {
@@ -100,12 +119,16 @@ func TestAggregates(t *testing.T) {
 	if err := e.reader.Sync(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	for i, c := range cases {
-		typ := "agg:" + strconv.Itoa(i)
+	for _, s := range []*live.Stats{stats, totals} {
+		if len(s.Types) != len(cases) {
+			t.Errorf("%d series, want %d: %+v", len(s.Types), len(cases), s.Types)
+		}
+	}
+	for _, c := range cases {
 		for _, s := range []*live.Stats{stats, totals} {
 			var got *live.TypeStats
 			for j := range s.Types {
-				if s.Types[j].Type == typ {
+				if s.Types[j].Type == c.typ && s.Types[j].Queue == c.queue {
 					got = &s.Types[j]
 				}
 			}
@@ -129,7 +152,7 @@ func TestAggregates(t *testing.T) {
 				t.Errorf("%s: a retry's wait was counted", c.name)
 			}
 		}
-		task, err := e.reader.Task(t.Context(), "agg", typ, 0)
+		task, err := e.reader.Task(t.Context(), c.queue, c.typ, 0)
 		if err != nil || task.State != c.state {
 			t.Errorf("%s: the task reads %v (%v), want %s", c.name, task, err, c.state)
 		}
@@ -139,7 +162,7 @@ func TestAggregates(t *testing.T) {
 		minutes += len(s.Minutes)
 	}
 	if minutes < len(cases) {
-		t.Errorf("per-minute series: %d entries, want at least one per type", minutes)
+		t.Errorf("per-minute series: %d entries, want at least one per type and queue", minutes)
 	}
 }
 
@@ -171,7 +194,7 @@ func TestStorageCapped(t *testing.T) {
 	}
 	for _, k := range keys {
 		ttl, _ := e.rdb.TTL(t.Context(), k).Result()
-		if k != "taskrace:live:facts" && k != "taskrace:live:totals" && (ttl <= 0 || ttl > live.StatsRetention+2*time.Minute) {
+		if k != "taskrace:live:facts" && k != "taskrace:live:queue-totals" && (ttl <= 0 || ttl > live.StatsRetention+2*time.Minute) {
 			t.Errorf("%s expires in %s, want within %s", k, ttl, live.StatsRetention)
 		}
 	}
@@ -616,11 +639,11 @@ func TestStagedEnding(t *testing.T) {
 	e := newEnv(t)
 	rec := e.recorder(live.Options{Durable: true})
 	ctx := t.Context()
-	info := func(id string) live.Info {
-		return live.Info{Queue: "st", ID: id, Type: "staged", Attempt: 1, MaxRetry: 0}
+	info := func(queue, id string) live.Info {
+		return live.Info{Queue: queue, ID: id, Type: "staged", Attempt: 1, MaxRetry: 0}
 	}
 
-	a := rec.Start(info("stored"))
+	a := rec.Start(info("st", "stored"))
 	ok := a.Stage(ctx, nil)
 	revoked := a.Stage(ctx, fmt.Errorf("gone: %w", asynq.RevokeTask))
 	if ok.Stream != revoked.Stream || ok.MaxLen != live.DefaultMaxEvents || ok.Data == revoked.Data {
@@ -639,7 +662,7 @@ func TestStagedEnding(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	b := rec.Start(info("left"))
+	b := rec.Start(info("st2", "left"))
 	b.Stage(ctx, nil) // never stored: End records the attempt
 	if err := b.End(ctx, errors.New("boom")); err != nil {
 		t.Fatal(err)
@@ -650,8 +673,9 @@ func TestStagedEnding(t *testing.T) {
 	if err := e.reader.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
-	for id, want := range map[string][2]string{"stored": {taskstate.Canceled, live.ExitRevoked}, "left": {taskstate.Failed, live.ExitError}} {
-		task, err := e.reader.Task(ctx, "st", id, 0)
+	for id, want := range map[string][2]string{"st/stored": {taskstate.Canceled, live.ExitRevoked}, "st2/left": {taskstate.Failed, live.ExitError}} {
+		queue, id, _ := strings.Cut(id, "/")
+		task, err := e.reader.Task(ctx, queue, id, 0)
 		if err != nil {
 			t.Fatalf("%s: %v", id, err)
 		}
@@ -667,9 +691,16 @@ func TestStagedEnding(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(st.Types) != 1 || st.Types[0].Started != 2 || st.Types[0].Ended[live.ExitRevoked] != 1 || st.Types[0].Ended[live.ExitError] != 1 ||
-		st.Types[0].Ended[live.ExitSuccess] != 0 {
-		t.Errorf("aggregates %+v: want 2 started, 1 revoked, 1 error", st.Types)
+	// Each end counts on its own queue: the one stored by the application as the one End
+	// recorded.
+	if len(st.Types) != 2 || st.Types[0].Queue != "st" || st.Types[1].Queue != "st2" {
+		t.Fatalf("aggregates %+v: want staged on st and on st2", st.Types)
+	}
+	if s := st.Types[0]; s.Started != 1 || s.Ended[live.ExitRevoked] != 1 || len(s.Ended) != 1 {
+		t.Errorf("aggregates on st %+v: want 1 started, 1 revoked", s)
+	}
+	if s := st.Types[1]; s.Started != 1 || s.Ended[live.ExitError] != 1 || s.Failed != 1 || len(s.Ended) != 1 {
+		t.Errorf("aggregates on st2 %+v: want 1 started, 1 error, failed", s)
 	}
 }
 

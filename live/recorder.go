@@ -291,8 +291,8 @@ func (a *Attempt) Stage(ctx context.Context, err error) *Ending {
 }
 
 // Stored says that the application stored e: the attempt has ended (a later End or Stored
-// does nothing), its slot is free, and its end counts in the aggregates; or, for a start,
-// that it started.
+// does nothing), its slot is free, and its end counts in the aggregates of its type and
+// queue; or, for a start, that it started.
 func (e *Ending) Stored() {
 	a := e.a
 	if e.fact.Kind == KindStarted {

@@ -22,7 +22,9 @@ const StatsRetention = 24 * time.Hour
 // waits (a last bucket counts everything longer). They are part of the stored format.
 var BucketBounds = []float64{0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300}
 
-// Counter names in an aggregate hash, whose fields are <type>|<counter>.
+// Counter names in an aggregate hash. A field names its series and counter as
+// <len(queue)>:<queue>|<type>|<counter>: queue and type may hold any byte, and the queue's
+// length and the counter's name (which never holds a |) keep the three apart.
 const (
 	cStarted  = "started"
 	cEnded    = "ended."  // + outcome
@@ -37,17 +39,43 @@ const (
 	maxMinute = int64(StatsRetention/time.Minute) + 1
 )
 
-// count is one counter of one type, before it is named as a hash field.
+// series is what the aggregates are kept by: a task type on a queue.
+type series struct{ queue, typ string }
+
+// count is one counter of one series, before it is named as a hash field.
 type count struct {
-	typ, counter string
-	bucket       int // for the bucket counters; -1 otherwise
+	series
+	counter string
+	bucket  int // for the bucket counters; -1 otherwise
 }
 
 func (c count) field() string {
+	f := strconv.Itoa(len(c.queue)) + ":" + c.queue + fieldSep + c.typ + fieldSep + c.counter
 	if c.bucket >= 0 {
-		return c.typ + fieldSep + c.counter + strconv.Itoa(c.bucket)
+		f += strconv.Itoa(c.bucket)
 	}
-	return c.typ + fieldSep + c.counter
+	return f
+}
+
+// parseField splits a hash field into its series and counter; ok is false for a field
+// of no series (of the old layout, keyed by type only, say).
+func parseField(field string) (s series, counter string, ok bool) {
+	colon := strings.IndexByte(field, ':')
+	if colon < 1 {
+		return s, "", false
+	}
+	n, err := strconv.Atoi(field[:colon])
+	rest := field[colon+1:]
+	if err != nil || n < 0 || n >= len(rest) || rest[n:n+1] != fieldSep {
+		return s, "", false
+	}
+	s.queue, rest = rest[:n], rest[n+1:]
+	i := strings.LastIndex(rest, fieldSep)
+	if i < 0 {
+		return s, "", false
+	}
+	s.typ, counter = rest[:i], rest[i+1:]
+	return s, counter, true
 }
 
 // exitCounters are the counter names of the exits, made once.
@@ -61,7 +89,7 @@ var exitCounters = func() map[string]string {
 
 // tally adds what fact f counts to the counters c.
 func tally(c map[count]int64, f *Fact) {
-	t := f.Type
+	t := series{f.Queue, f.Type}
 	switch f.Kind {
 	case KindStarted:
 		c[count{t, cStarted, -1}]++
@@ -98,16 +126,17 @@ func bucketOf(d time.Duration) int {
 	return len(BucketBounds)
 }
 
-// Stats are the aggregates of every task type over a span of time.
+// Stats are the aggregates of every task type on every queue over a span of time.
 type Stats struct {
 	From  time.Time   `json:"from" doc:"Start of the span, on a minute boundary; for totals, the zero time"`
 	To    time.Time   `json:"to" doc:"End of the span"`
-	Types []TypeStats `json:"types" doc:"One entry per task type, by type name"`
+	Types []TypeStats `json:"types" doc:"One entry per task type and queue, by type, then queue: the same type on two queues is two entries"`
 }
 
-// TypeStats are the aggregates of one task type.
+// TypeStats are the aggregates of one task type on one queue.
 type TypeStats struct {
 	Type      string           `json:"type"`
+	Queue     string           `json:"queue" doc:"The queue the type's tasks ran on"`
 	Started   int64            `json:"started" doc:"Attempts started"`
 	Ended     map[string]int64 `json:"ended" doc:"Attempts ended, by outcome (success, error, skip_retry, revoked, deadline, canceled, panic)"`
 	Succeeded int64            `json:"succeeded" doc:"Attempts that succeeded"`
@@ -118,7 +147,7 @@ type TypeStats struct {
 	Minutes   []Minute         `json:"minutes,omitempty" doc:"Per minute, oldest first (only when asked for)"`
 }
 
-// Minute is one type's aggregates over one minute.
+// Minute is one type's aggregates on one queue over one minute.
 type Minute struct {
 	At        time.Time `json:"at"`
 	Started   int64     `json:"started"`
@@ -145,31 +174,30 @@ type Bucket struct {
 	Count int64    `json:"count"`
 }
 
-// counters is one type's raw counters.
+// counters is one series' raw counters.
 type counters map[string]int64
 
-func parseFields(all map[string]string, into map[string]counters) {
+func parseFields(all map[string]string, into map[series]counters) {
 	for field, v := range all {
-		i := strings.LastIndex(field, fieldSep)
-		if i < 0 {
+		s, name, ok := parseField(field)
+		if !ok {
 			continue
 		}
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
 			continue
 		}
-		typ, name := field[:i], field[i+1:]
-		c := into[typ]
+		c := into[s]
 		if c == nil {
 			c = counters{}
-			into[typ] = c
+			into[s] = c
 		}
 		c[name] += n
 	}
 }
 
-func (c counters) typeStats(typ string) TypeStats {
-	t := TypeStats{Type: typ, Started: c[cStarted], Retried: c[cRetried], Failed: c[cFailed], Ended: map[string]int64{}}
+func (c counters) typeStats(s series) TypeStats {
+	t := TypeStats{Type: s.typ, Queue: s.queue, Started: c[cStarted], Retried: c[cRetried], Failed: c[cFailed], Ended: map[string]int64{}}
 	for _, o := range Exits {
 		if n := c[cEnded+o]; n > 0 {
 			t.Ended[o] = n
@@ -236,10 +264,10 @@ func readStats(ctx context.Context, rdb redis.UniversalClient, k keys, from, to 
 	if _, err := p.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, err
 	}
-	sum := map[string]counters{}
+	sum := map[series]counters{}
 	type minuteOf struct {
 		at int64
-		c  map[string]counters
+		c  map[series]counters
 	}
 	var minutes []minuteOf
 	for i, cmd := range cmds {
@@ -249,7 +277,7 @@ func readStats(ctx context.Context, rdb redis.UniversalClient, k keys, from, to 
 		}
 		parseFields(all, sum)
 		if perMinute {
-			one := map[string]counters{}
+			one := map[series]counters{}
 			parseFields(all, one)
 			minutes = append(minutes, minuteOf{first + int64(i), one})
 		}
@@ -258,11 +286,12 @@ func readStats(ctx context.Context, rdb redis.UniversalClient, k keys, from, to 
 	for i := range s.Types {
 		t := &s.Types[i]
 		for _, m := range minutes {
-			c, ok := m.c[t.Type]
+			se := series{t.Queue, t.Type}
+			c, ok := m.c[se]
 			if !ok {
 				continue
 			}
-			ts := c.typeStats(t.Type)
+			ts := c.typeStats(se)
 			t.Minutes = append(t.Minutes, Minute{At: time.Unix(m.at*60, 0).UTC(), Started: ts.Started,
 				Succeeded: ts.Succeeded, Retried: ts.Retried, Failed: ts.Failed, MeanMS: ts.Duration.MeanMS})
 		}
@@ -276,16 +305,18 @@ func readTotals(ctx context.Context, rdb redis.UniversalClient, k keys) (*Stats,
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, err
 	}
-	sum := map[string]counters{}
+	sum := map[series]counters{}
 	parseFields(all, sum)
 	return &Stats{To: time.Now().UTC(), Types: statsOf(sum)}, nil
 }
 
-func statsOf(sum map[string]counters) []TypeStats {
+func statsOf(sum map[series]counters) []TypeStats {
 	out := make([]TypeStats, 0, len(sum))
-	for typ, c := range sum {
-		out = append(out, c.typeStats(typ))
+	for s, c := range sum {
+		out = append(out, c.typeStats(s))
 	}
-	slices.SortFunc(out, func(a, b TypeStats) int { return cmp.Compare(a.Type, b.Type) })
+	slices.SortFunc(out, func(a, b TypeStats) int {
+		return cmp.Or(cmp.Compare(a.Type, b.Type), cmp.Compare(a.Queue, b.Queue))
+	})
 	return out
 }

@@ -7,8 +7,8 @@ import (
 	"github.com/taskrace/taskrace/live"
 )
 
-// StatsView is the statistics page: per task type, over a window, with a chart per type
-// of its last minutes.
+// StatsView is the statistics page: per task type and queue, over a window, with a chart
+// of each one's last minutes.
 type StatsView struct {
 	Page    Page
 	Window  string // as chosen: 15m, 1h, 6h, 24h
@@ -19,12 +19,16 @@ type StatsView struct {
 	Error   string
 }
 
-// TypeRow is one task type's statistics.
+// TypeRow is the statistics of one task type on one queue.
 type TypeRow struct {
 	live.TypeStats
-	Queues    []string
 	PerMinute float64 // attempts ended a minute, over the window
 	Chart     MinuteChart
+}
+
+// TasksURL is the tasks page of the row's type on its queue.
+func (r TypeRow) TasksURL() string {
+	return TasksURL("type:"+r.Type+" queue:"+r.Queue, "", "")
 }
 
 // Processed is the attempts that ended.
@@ -36,7 +40,7 @@ func (r TypeRow) Processed() int64 {
 	return n
 }
 
-// MinuteChart is the geometry of a type's chart: a stacked bar per minute (succeeded,
+// MinuteChart is the geometry of a row's chart: a stacked bar per minute (succeeded,
 // retried, failed) on the left axis, and its mean runtime as a line on the right one.
 type MinuteChart struct {
 	W, H    float64

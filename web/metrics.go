@@ -40,8 +40,8 @@ func (s *Server) registerMetrics() {
 	})
 }
 
-// taskCollector exports the per-type totals of the recorded tasks, read from Redis at each
-// scrape: the counters GET /api/stats sums by minute.
+// taskCollector exports the totals of the recorded tasks by type and queue, read from Redis
+// at each scrape: the counters GET /api/stats sums by minute.
 type taskCollector struct {
 	s                                  *Server
 	started, ended, retried, failed    *prometheus.Desc
@@ -53,12 +53,12 @@ func newTaskCollector(s *Server) *taskCollector {
 		return prometheus.NewDesc("taskrace_live_"+name, help, labels, nil)
 	}
 	return &taskCollector{s: s,
-		started:  d("attempts_started_total", "Attempts started, by task type.", "type"),
-		ended:    d("attempts_ended_total", "Attempts ended, by task type and how they left their handler (success, error, skip_retry, revoked, deadline, canceled, panic).", "type", "exit"),
-		retried:  d("attempts_retried_total", "Failed attempts after which asynq tries the task again.", "type"),
-		failed:   d("tasks_failed_total", "Tasks that ended failed, with no retry left.", "type"),
-		duration: d("attempt_duration_seconds", "How long ended attempts ran.", "type"),
-		wait:     d("task_wait_seconds", "Enqueue to first start, for tasks stamped by live.NewTask.", "type"),
+		started:  d("attempts_started_total", "Attempts started, by task type and queue.", "type", "queue"),
+		ended:    d("attempts_ended_total", "Attempts ended, by task type, queue and how they left their handler (success, error, skip_retry, revoked, deadline, canceled, panic).", "type", "queue", "exit"),
+		retried:  d("attempts_retried_total", "Failed attempts after which asynq tries the task again, by task type and queue.", "type", "queue"),
+		failed:   d("tasks_failed_total", "Tasks that ended failed, with no retry left, by task type and queue.", "type", "queue"),
+		duration: d("attempt_duration_seconds", "How long ended attempts ran, by task type and queue.", "type", "queue"),
+		wait:     d("task_wait_seconds", "Enqueue to first start, for tasks stamped by live.NewTask, by task type and queue.", "type", "queue"),
 		watchers: d("event_stream_clients", "Open /api/tasks/events streams on this process."),
 		readable: d("up", "1 when the recorded aggregates could be read from Redis."),
 	}
@@ -85,24 +85,24 @@ func (c *taskCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(c.readable, prometheus.GaugeValue, 1)
 	for _, t := range st.Types {
-		ch <- prometheus.MustNewConstMetric(c.started, prometheus.CounterValue, float64(t.Started), t.Type)
+		ch <- prometheus.MustNewConstMetric(c.started, prometheus.CounterValue, float64(t.Started), t.Type, t.Queue)
 		for _, exit := range live.Exits {
-			ch <- prometheus.MustNewConstMetric(c.ended, prometheus.CounterValue, float64(t.Ended[exit]), t.Type, exit)
+			ch <- prometheus.MustNewConstMetric(c.ended, prometheus.CounterValue, float64(t.Ended[exit]), t.Type, t.Queue, exit)
 		}
-		ch <- prometheus.MustNewConstMetric(c.retried, prometheus.CounterValue, float64(t.Retried), t.Type)
-		ch <- prometheus.MustNewConstMetric(c.failed, prometheus.CounterValue, float64(t.Failed), t.Type)
-		ch <- histogram(c.duration, t.Duration, t.Type)
-		ch <- histogram(c.wait, t.Wait, t.Type)
+		ch <- prometheus.MustNewConstMetric(c.retried, prometheus.CounterValue, float64(t.Retried), t.Type, t.Queue)
+		ch <- prometheus.MustNewConstMetric(c.failed, prometheus.CounterValue, float64(t.Failed), t.Type, t.Queue)
+		ch <- histogram(c.duration, t.Duration, t.Type, t.Queue)
+		ch <- histogram(c.wait, t.Wait, t.Type, t.Queue)
 	}
 }
 
 // histogram is a distribution of recorded durations as a Prometheus histogram, in seconds.
-func histogram(desc *prometheus.Desc, d live.Distribution, typ string) prometheus.Metric {
+func histogram(desc *prometheus.Desc, d live.Distribution, labels ...string) prometheus.Metric {
 	buckets := make(map[float64]uint64, len(d.Buckets))
 	for _, b := range d.Buckets {
 		if b.LeMS != nil {
 			buckets[*b.LeMS/1000] = uint64(b.Count)
 		}
 	}
-	return prometheus.MustNewConstHistogram(desc, uint64(d.Count), d.SumMS/1000, buckets, typ)
+	return prometheus.MustNewConstHistogram(desc, uint64(d.Count), d.SumMS/1000, buckets, labels...)
 }

@@ -14,8 +14,8 @@ import (
 	"github.com/taskrace/taskrace/templates"
 )
 
-// The statistics page of the recorded tasks: per type over a window, and a chart of each
-// type's last hour, drawn here as SVG and sent again every statsEvery. Restricted, like
+// The statistics page of the recorded tasks: per type and queue over a window, and a chart
+// of each one's last hour, drawn here as SVG and sent again every statsEvery. Restricted, like
 // /api/stats.
 
 var statsWindows = []string{"15m", "1h", "6h", "24h"}
@@ -52,16 +52,12 @@ func (s *Server) statsView(ctx context.Context, window string, d time.Duration) 
 	if err != nil {
 		return v, liveError(err, "stats")
 	}
-	queues, err := s.recorded.TypeQueues(ctx)
-	if err != nil {
-		return v, liveError(err, "stats")
-	}
 	minutes := d.Minutes()
 	for _, ts := range span.Types {
-		r := templates.TypeRow{TypeStats: ts, Queues: queues[ts.Type]}
+		r := templates.TypeRow{TypeStats: ts}
 		r.PerMinute = float64(r.Processed()) / minutes
 		for _, rt := range recent.Types {
-			if rt.Type == ts.Type {
+			if rt.Type == ts.Type && rt.Queue == ts.Queue {
 				r.Chart = templates.ChartOfMinutes(rt.Minutes, now, statsMinutes, 600, 120)
 				r.PerMinute = recentRate(rt.Minutes, now)
 			}
@@ -77,9 +73,9 @@ func (s *Server) statsView(ctx context.Context, window string, d time.Duration) 
 // rateSpan is the span of the rate a minute: recent enough to say how fast a type goes now.
 const rateSpan = 5 * time.Minute
 
-// recentRate is the attempts that ended a minute over the last rateSpan, or since the type's
-// first minute in it when that is later (a type that began two minutes ago is not averaged
-// over five).
+// recentRate is the attempts that ended a minute over the last rateSpan, or since the
+// series' first minute in it when that is later (a type that began two minutes ago on a
+// queue is not averaged over five).
 func recentRate(ms []live.Minute, now time.Time) float64 {
 	from := now.Add(-rateSpan)
 	first := now

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -52,7 +53,8 @@ type foreignTaskOutput struct {
 
 type statsInput struct {
 	Window  string `query:"window" default:"1h" doc:"How far back, as a duration from 1m to 24h (e.g. 15m, 1h, 24h)"`
-	Minutes bool   `query:"minutes" doc:"Include each type's per-minute series"`
+	Minutes bool   `query:"minutes" doc:"Include each entry's per-minute series"`
+	Queue   string `query:"queue" maxLength:"1000" doc:"Only the entries of this queue (exact name, as asynq spells it); absent or empty: every queue"`
 }
 
 type statsOutput struct {
@@ -96,9 +98,12 @@ func (s *Server) registerTasks() {
 		Method:      http.MethodGet,
 		Path:        "/api/stats",
 		Tags:        []string{"tasks"},
-		Summary:     "Per-type aggregates of the recorded tasks",
-		Description: "Attempts started and ended (by how they ended), retries, failures, and the distributions of durations and waits, over the last window (kept 24 h, by minute). /metrics exports the same counters since recording began.",
-		Errors:      []int{http.StatusUnprocessableEntity, http.StatusServiceUnavailable},
+		Summary:     "Aggregates of the recorded tasks by type and queue",
+		Description: "Attempts started and ended (by how they ended), retries, failures, and the distributions of durations and waits, over the last window (kept 24 h, by minute). " +
+			"Each entry is one task type on one queue and names both: the same type on two queues is two entries, each with its own counts. " +
+			"taskrace's own tasks are type taskrace:fetch, on the queues taskrace (distributed, by default), taskrace:sequential and taskrace:concurrent. " +
+			"/metrics exports the same counters since recording began, labeled by type and queue.",
+		Errors: []int{http.StatusUnprocessableEntity, http.StatusServiceUnavailable},
 	}, s.getStats)
 
 	s.describe(&huma.Operation{
@@ -213,6 +218,9 @@ func (s *Server) getStats(ctx context.Context, in *statsInput) (*statsOutput, er
 	st, err := s.recorded.Stats(ctx, now.Add(-window+time.Minute), now, in.Minutes)
 	if err != nil {
 		return nil, s.fail(ctx, liveError(err, "stats"))
+	}
+	if in.Queue != "" {
+		st.Types = slices.DeleteFunc(st.Types, func(t live.TypeStats) bool { return t.Queue != in.Queue })
 	}
 	return &statsOutput{Body: st}, nil
 }
