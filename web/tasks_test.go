@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -225,24 +226,116 @@ func TestRecordedTasksAPI(t *testing.T) {
 		var st live.Stats
 		h.get("/api/stats?window=5m&minutes=true").json(t, &st)
 		for _, s := range st.Types {
-			got[s.Type] = s
+			got[s.Type+" on "+s.Queue] = s
 		}
-		return got["email:send"].Started+got["image:resize"].Started == 12
+		return got["email:send on "+queue].Started+got["image:resize on "+queue].Started == 12
 	})
-	if s := got["email:send"]; s.Started != 6 || s.Failed != 3 || s.Retried != 3 || len(s.Minutes) == 0 {
+	if s := got["email:send on "+queue]; s.Started != 6 || s.Failed != 3 || s.Retried != 3 || len(s.Minutes) == 0 {
 		t.Errorf("stats of email:send: %+v", s)
 	}
-	if s := got["image:resize"]; s.Succeeded != 3 || s.Retried != 3 || s.Wait.Count != 3 {
+	if s := got["image:resize on "+queue]; s.Succeeded != 3 || s.Retried != 3 || s.Wait.Count != 3 {
 		t.Errorf("stats of image:resize: %+v", s)
 	}
 	metrics := string(h.get("/metrics").body)
-	for _, line := range []string{`taskrace_live_attempts_started_total{type="email:send"} 6`,
-		`taskrace_live_attempts_ended_total{exit="success",type="image:resize"} 3`,
-		`taskrace_live_tasks_failed_total{type="email:send"} 3`,
-		`taskrace_live_attempt_duration_seconds_count{type="image:resize"} 6`} {
+	for _, line := range []string{`taskrace_live_attempts_started_total{queue="foreign",type="email:send"} 6`,
+		`taskrace_live_attempts_ended_total{exit="success",queue="foreign",type="image:resize"} 3`,
+		`taskrace_live_tasks_failed_total{queue="foreign",type="email:send"} 3`,
+		`taskrace_live_attempt_duration_seconds_count{queue="foreign",type="image:resize"} 6`} {
 		if !strings.Contains(metrics, line) {
 			t.Errorf("/metrics lacks %s", line)
 		}
+	}
+}
+
+// The aggregates are kept by type and queue: the same type on two queues is two entries of
+// /api/stats, two rows and charts of /stats and two series of /metrics, each with its own
+// counts; and so are taskrace's own tasks, of one type on a queue per mode.
+func TestStatsByQueue(t *testing.T) {
+	t.Parallel()
+	h := start(t, withWorker(), withAppConfig(func(c *app.Config) { c.RetryDelay = 10 * time.Millisecond }))
+	foreignApp(t, h, "mail-a", 2)
+	foreignApp(t, h, "mail-b", 1)
+	for _, plan := range []map[string]any{{"mode": "sequential", "tasks": 1}, {"mode": "concurrent", "tasks": 2, "parallelism": 2},
+		{"mode": "distributed", "tasks": 3}} {
+		plan["delay_ms"], plan["failure_rate"] = 0, 1
+		h.follow(h.launch(plan).ID)
+	}
+	// Per series: attempts started, succeeded, retried, failed.
+	want := map[string][4]int64{
+		"email:send on mail-a": {4, 0, 2, 2}, "email:send on mail-b": {2, 0, 1, 1},
+		"image:resize on mail-a": {4, 2, 2, 0}, "image:resize on mail-b": {2, 1, 1, 0},
+		// failure_rate 1 fails every first attempt; taskrace retries it.
+		"taskrace:fetch on taskrace:sequential": {2, 1, 1, 0}, "taskrace:fetch on taskrace:concurrent": {4, 2, 2, 0},
+		"taskrace:fetch on taskrace": {6, 3, 3, 0},
+	}
+	counts := func(st live.Stats) map[string][4]int64 {
+		got := map[string][4]int64{}
+		for _, s := range st.Types {
+			got[s.Type+" on "+s.Queue] = [4]int64{s.Started, s.Succeeded, s.Retried, s.Failed}
+		}
+		return got
+	}
+	var got map[string][4]int64
+	h.eventually(10*time.Second, "the aggregates of every series", func() bool {
+		var st live.Stats
+		h.get("/api/stats?window=15m").json(t, &st)
+		got = counts(st)
+		return fmt.Sprint(got) == fmt.Sprint(want)
+	})
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("/api/stats:\n%v\nwant\n%v", got, want)
+	}
+
+	// One queue's entries, for any spelling of its name; a queue with none has none.
+	for q, want := range map[string][]string{"mail-b": {"email:send on mail-b", "image:resize on mail-b"},
+		"taskrace:sequential": {"taskrace:fetch on taskrace:sequential"}, "mail": nil, "MAIL-B": nil, "mail-b ": nil, "mail-*": nil} {
+		var st live.Stats
+		res := h.get("/api/stats?queue=" + url.QueryEscape(q))
+		res.json(t, &st)
+		var names []string
+		for _, s := range st.Types {
+			names = append(names, s.Type+" on "+s.Queue)
+		}
+		if res.status != http.StatusOK || st.Types == nil || fmt.Sprint(names) != fmt.Sprint(want) {
+			t.Errorf("/api/stats?queue=%s: %d, %v; want %v", q, res.status, names, want)
+		}
+	}
+	h.get("/api/stats?queue="+strings.Repeat("q", 1001)).problem(t, http.StatusUnprocessableEntity)
+
+	// /stats: a row and a chart per series.
+	page := string(h.get("/stats?window=15m").body)
+	for series := range want {
+		typ, queue, _ := strings.Cut(series, " on ")
+		row := fmt.Sprintf(`data-stat-type="%s" data-stat-queue="%s"`, typ, queue)
+		chart := fmt.Sprintf(`data-chart-type="%s" data-chart-queue="%s"`, typ, queue)
+		if strings.Count(page, row) != 1 || strings.Count(page, chart) != 1 {
+			t.Errorf("/stats: %d rows and %d charts of %s, want one each", strings.Count(page, row), strings.Count(page, chart), series)
+		}
+	}
+	if n := strings.Count(page, "data-stat-type="); n != len(want) {
+		t.Errorf("/stats: %d rows, want %d", n, len(want))
+	}
+	rowB := regexp.MustCompile(`data-stat-type="email:send" data-stat-queue="mail-b".*?</tr>`).FindString(page)
+	if !strings.Contains(rowB, `data-processed="2"`) || !strings.Contains(rowB, `data-failed="1"`) ||
+		!strings.Contains(rowB, `href="/tasks?q=type%3Aemail%3Asend+queue%3Amail-b"`) {
+		t.Errorf("/stats: email:send on mail-b reads %s", text(rowB))
+	}
+
+	// /metrics: a series per type and queue.
+	metrics := string(h.get("/metrics").body)
+	for _, line := range []string{`taskrace_live_attempts_started_total{queue="mail-a",type="email:send"} 4`,
+		`taskrace_live_attempts_started_total{queue="mail-b",type="email:send"} 2`,
+		`taskrace_live_tasks_failed_total{queue="mail-b",type="email:send"} 1`,
+		`taskrace_live_attempts_ended_total{exit="success",queue="taskrace:concurrent",type="taskrace:fetch"} 2`,
+		`taskrace_live_attempts_retried_total{queue="taskrace",type="taskrace:fetch"} 3`,
+		`taskrace_live_attempt_duration_seconds_count{queue="mail-a",type="image:resize"} 4`,
+		`taskrace_live_task_wait_seconds_count{queue="mail-b",type="image:resize"} 1`} {
+		if !strings.Contains(metrics, line) {
+			t.Errorf("/metrics lacks %s", line)
+		}
+	}
+	if regexp.MustCompile(`(?m)^taskrace_live_attempts_started_total\{type=`).MatchString(metrics) {
+		t.Error("/metrics has a series without the queue label")
 	}
 }
 
