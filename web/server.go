@@ -125,6 +125,10 @@ func New(core *app.Core, cfg Config, logger *slog.Logger) *Server {
 		// Bodies are read by limitBody, which answers 413 past MaxBody and reads the rest
 		// away, so the client reads the answer rather than a reset connection.
 		StreamRequestBody: true,
+		// What a handler reads of a request (form values, parameters, queries) is a copy:
+		// fasthttp reuses its buffers once the handler returns, and a launch's plan, a
+		// stream's run ID and the like live on in goroutines after it.
+		Immutable: true,
 		// X-Forwarded-Proto and its kin are believed from TRUSTED_PROXIES only (for
 		// c.Protocol: share links, the cookie's Secure flag, the origin check).
 		EnableTrustedProxyCheck: true,
