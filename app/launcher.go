@@ -57,11 +57,34 @@ func (l *Launcher) start(ctx context.Context) error {
 		return Unavailable("cannot record this process's heartbeat", err)
 	}
 	l.sweep(ctx)
+	l.warm(ctx)
 	sub := l.c.Redis.Client.Subscribe(ctx, keyCancel)
 	l.wg.Add(2)
 	go l.heartbeat()
 	go l.listenCancels(sub)
 	return nil
+}
+
+// warm opens the connections a distributed launch's fan-out enqueues on (taskFanOut at
+// once), so that the first launch after start does not wait for them to be dialed; they
+// stay in the pool, idle, until they are used. A connection that cannot be had is left
+// for the launch to dial.
+func (l *Launcher) warm(ctx context.Context) {
+	c, ok := l.c.Redis.Client.(*redis.Client)
+	if !ok {
+		return
+	}
+	var conns []*redis.Conn
+	for range taskFanOut {
+		cn := c.Conn()
+		conns = append(conns, cn)
+		if cn.Ping(ctx).Err() != nil {
+			break
+		}
+	}
+	for _, cn := range conns {
+		cn.Close() // back to the pool
+	}
 }
 
 // heartbeat keeps this process's ownership alive and interrupts runs of dead processes.
@@ -199,11 +222,11 @@ func (l *Launcher) enqueue(ctx context.Context, r *Run) error {
 	ref := refOf(r)
 	ref.Queue = cfg.Queue
 	enqueued := make([]bool, r.Tasks) // each index written by one goroutine only
-	err := l.c.Redis.Client.SAdd(ctx, asynqQueuesKey, cfg.Queue).Err()
-	if err != nil {
-		return Unavailable("cannot enqueue the run's tasks", err)
-	}
-	err = eachTask(ctx, r.Tasks, func(ctx context.Context, i int) error {
+	// The queue is listed again (a Redis restarted empty forgets it, and asynq's client
+	// lists it once per process) beside the enqueues, not before them: nothing waits on it.
+	listed := make(chan error, 1)
+	go func() { listed <- l.c.Redis.Client.SAdd(ctx, asynqQueuesKey, cfg.Queue).Err() }()
+	err := eachTask(ctx, r.Tasks, func(ctx context.Context, i int) error {
 		t := NewFetchTask(ref, i, cfg.Queue, cfg.MaxRetry, cfg.RunRetention)
 		if _, err := l.client.EnqueueContext(ctx, t); err != nil {
 			return err
@@ -211,6 +234,9 @@ func (l *Launcher) enqueue(ctx context.Context, r *Run) error {
 		enqueued[i] = true
 		return nil
 	})
+	if lerr := <-listed; err == nil {
+		err = lerr
+	}
 	if err == nil {
 		return nil
 	}
