@@ -33,6 +33,9 @@ type writer struct {
 	countsMu  sync.Mutex
 	counts    map[int64]map[count]int64
 	countedAt time.Time
+	// counting tells the loop that counts an application stored began to gather, so that
+	// it writes them within aggregateEvery; with nothing counted the loop sleeps.
+	counting chan struct{}
 }
 
 type pending struct {
@@ -52,7 +55,7 @@ var errClosed = errors.New("live: the recorder is closed")
 func newWriter(rdb redis.UniversalClient, k keys, maxEvents int64, buffer int, linger time.Duration, logger *slog.Logger) *writer {
 	w := &writer{rdb: rdb, keys: k, maxEvents: maxEvents, linger: linger, logger: logger,
 		in: make(chan *pending, buffer), stop: make(chan struct{}), done: make(chan struct{}),
-		counts: map[int64]map[count]int64{}, countedAt: time.Now()}
+		counts: map[int64]map[count]int64{}, countedAt: time.Now(), counting: make(chan struct{}, 1)}
 	go w.loop()
 	return w
 }
@@ -95,8 +98,22 @@ func (w *writer) start(f *Fact, stored chan error) {
 // written with the next batch: it wakes no writer.
 func (w *writer) counted(f *Fact) {
 	w.countsMu.Lock()
+	first := len(w.counts) == 0
 	w.tally(f)
 	w.countsMu.Unlock()
+	if first {
+		select {
+		case w.counting <- struct{}{}:
+		default: // the loop has been told already
+		}
+	}
+}
+
+// hasCounts reports whether aggregates are counted and not yet written.
+func (w *writer) hasCounts() bool {
+	w.countsMu.Lock()
+	defer w.countsMu.Unlock()
+	return len(w.counts) > 0
 }
 
 func (w *writer) countedSince() time.Duration {
@@ -156,18 +173,32 @@ func (w *writer) close() {
 func (w *writer) loop() {
 	defer close(w.done)
 	batch := make([]*pending, 0, maxBatch)
+	// The aggregates are written aggregateEvery after they began to gather; an idle writer,
+	// with nothing counted, has no timer running and does not wake.
 	idle := time.NewTimer(aggregateEvery)
+	idle.Stop()
 	defer idle.Stop()
+	armed := false
+	arm := func() {
+		if !armed && w.hasCounts() {
+			idle.Reset(aggregateEvery)
+			armed = true
+		}
+	}
 	var gather *time.Timer
 	for {
 		batch = batch[:0]
 		select {
 		case p := <-w.in:
 			batch = append(batch, p)
+		case <-w.counting:
+			arm()
+			continue
 		case <-idle.C:
 			// No facts for a while: write the aggregates counted so far.
+			armed = false
 			w.write(nil, true)
-			idle.Reset(aggregateEvery)
+			arm() // counted meanwhile
 			continue
 		case <-w.stop:
 			// Write what was queued before the stop, then end.
@@ -201,7 +232,7 @@ func (w *writer) loop() {
 			flush = flush || p.fact == nil
 		}
 		w.write(batch, flush || w.countedSince() >= aggregateEvery)
-		idle.Reset(aggregateEvery)
+		arm()
 	}
 }
 
