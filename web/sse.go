@@ -187,3 +187,46 @@ func (c *sseConn) Write(p []byte) (int, error) {
 		// Some bytes went: a slow viewer, not a stalled one. Give it another period.
 	}
 }
+
+// periodicSource sends what render makes now, then every period; a render that fails sends
+// a comment, and the next period tries again.
+type periodicSource struct {
+	every  time.Duration
+	render func(ctx context.Context) ([]byte, error)
+	at     time.Time
+	timer  *time.Timer
+}
+
+func (p *periodicSource) next(ctx context.Context) ([][]byte, bool, error) {
+	now := time.Now()
+	if now.Before(p.at) {
+		return nil, false, nil
+	}
+	p.at = now.Add(p.every)
+	if p.timer == nil {
+		p.timer = time.NewTimer(p.every)
+	} else {
+		p.timer.Reset(p.every)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	frame, err := p.render(ctx)
+	if err != nil {
+		return [][]byte{[]byte(": redis unreachable\n\n")}, false, nil
+	}
+	return [][]byte{frame}, false, nil
+}
+
+func (p *periodicSource) ready() <-chan struct{} { return nil }
+func (p *periodicSource) due() <-chan time.Time {
+	if p.timer == nil {
+		return nil
+	}
+	return p.timer.C
+}
+func (p *periodicSource) last(context.Context) [][]byte { return nil }
+func (p *periodicSource) close() {
+	if p.timer != nil {
+		p.timer.Stop()
+	}
+}

@@ -247,49 +247,15 @@ const workersEvery = 2 * time.Second
 // workersStream sends the worker list as an SSE `workers` event every 2 s, until the
 // client leaves or the server shuts down.
 func (s *Server) workersStream(c *fiber.Ctx) error {
-	return s.stream(c, func() (sseSource, error) { return &workersSource{s: s}, nil })
-}
-
-// workersSource is the workers stream: the list now, then every workersEvery.
-type workersSource struct {
-	s     *Server
-	at    time.Time // when the next list is due
-	timer *time.Timer
-}
-
-func (w *workersSource) next(ctx context.Context) ([][]byte, bool, error) {
-	now := time.Now()
-	if now.Before(w.at) {
-		return nil, false, nil
-	}
-	w.at = now.Add(workersEvery)
-	if w.timer == nil {
-		w.timer = time.NewTimer(workersEvery)
-	} else {
-		w.timer.Reset(workersEvery)
-	}
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	list, err := w.s.workers(ctx)
-	cancel()
-	if err != nil {
-		return [][]byte{[]byte(": redis unreachable\n\n")}, false, nil
-	}
-	b, _ := json.Marshal(list)
-	return [][]byte{[]byte("event: workers\ndata: "), b, []byte("\n\n")}, false, nil
-}
-
-func (w *workersSource) ready() <-chan struct{} { return nil }
-func (w *workersSource) due() <-chan time.Time {
-	if w.timer == nil {
-		return nil
-	}
-	return w.timer.C
-}
-
-func (w *workersSource) last(context.Context) [][]byte { return nil }
-
-func (w *workersSource) close() {
-	if w.timer != nil {
-		w.timer.Stop()
-	}
+	// The list now, then every workersEvery.
+	return s.stream(c, func() (sseSource, error) {
+		return &periodicSource{every: workersEvery, render: func(ctx context.Context) ([]byte, error) {
+			list, err := s.workers(ctx)
+			if err != nil {
+				return nil, err
+			}
+			b, _ := json.Marshal(list)
+			return slices.Concat([]byte("event: workers\ndata: "), b, []byte("\n\n")), nil
+		}}, nil
+	})
 }

@@ -215,69 +215,37 @@ func (s *Server) workersPageStream(c *fiber.Ctx) error {
 	}
 	readable := s.permits(c, restricted)
 	return s.stream(c, func() (sseSource, error) {
-		return &workersPageSource{s: s, proc: proc, readable: readable}, nil
+		return &periodicSource{every: workersPageEvery, render: func(ctx context.Context) ([]byte, error) {
+			return s.workersPageParts(ctx, proc, readable)
+		}}, nil
 	})
 }
 
-// workersPageSource renders the page's live parts now, then every workersPageEvery.
-type workersPageSource struct {
-	s        *Server
-	proc     string
-	readable bool
-	at       time.Time
-	timer    *time.Timer
-}
-
-func (w *workersPageSource) next(ctx context.Context) ([][]byte, bool, error) {
-	now := time.Now()
-	if now.Before(w.at) {
-		return nil, false, nil
-	}
-	w.at = now.Add(workersPageEvery)
-	if w.timer == nil {
-		w.timer = time.NewTimer(workersPageEvery)
-	} else {
-		w.timer.Reset(workersPageEvery)
-	}
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
+// workersPageParts renders the live parts of the workers page, or of worker proc's page.
+func (s *Server) workersPageParts(ctx context.Context, proc string, readable bool) ([]byte, error) {
 	var parts []templ.Component
-	if w.proc == "" {
-		v, err := w.s.workersView(ctx, w.readable)
+	if proc == "" {
+		v, err := s.workersView(ctx, readable)
 		if err != nil {
-			return [][]byte{[]byte(": redis unreachable\n\n")}, false, nil
+			return nil, err
 		}
 		parts = []templ.Component{templates.WorkersSummaryLine(v), templates.WorkerRows(v)}
 	} else {
-		v, err := w.s.workerView(ctx, w.proc, w.readable)
+		v, err := s.workerView(ctx, proc, readable)
 		if err != nil {
-			return [][]byte{[]byte(": redis unreachable\n\n")}, false, nil
+			return nil, err
 		}
-		v.Page.Access.Path = "/workers/" + w.proc
+		v.Page.Access.Path = "/workers/" + proc
 		parts = []templ.Component{templates.WorkerDetail(v)}
 	}
 	var buf bytes.Buffer
 	for _, p := range parts {
 		var b bytes.Buffer
 		if err := p.Render(ctx, &b); err != nil {
-			return nil, false, err
+			return nil, err
 		}
 		buf.Write(oneLine(b.Bytes()))
 		buf.WriteByte('\n')
 	}
-	return [][]byte{sseHTML("", "workers", bytes.TrimSuffix(buf.Bytes(), []byte("\n")))}, false, nil
-}
-
-func (w *workersPageSource) ready() <-chan struct{} { return nil }
-func (w *workersPageSource) due() <-chan time.Time {
-	if w.timer == nil {
-		return nil
-	}
-	return w.timer.C
-}
-func (w *workersPageSource) last(context.Context) [][]byte { return nil }
-func (w *workersPageSource) close() {
-	if w.timer != nil {
-		w.timer.Stop()
-	}
+	return sseHTML("", "workers", bytes.TrimSuffix(buf.Bytes(), []byte("\n"))), nil
 }
